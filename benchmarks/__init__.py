@@ -1,0 +1,1 @@
+"""Benchmarks: our Ray Serve pipeline against KServe's own two-process pipeline (``make bench``)."""

@@ -1,0 +1,98 @@
+"""Run many requests' batches through one ``predict`` call, failing only the bad ones.
+
+Used on both sides of the hop: the ingress :class:`~pipelines._coalesce.Coalescer`
+merges rows of concurrent requests, and the predictor replica merges the calls of
+several ingress replicas again (``@serve.batch``).
+
+Example::
+
+    results = predict_many(model.predict, [np.zeros((1, 5)), np.ones((3, 5))])
+    # -> [array of 1 row, array of 3 rows]  (or a Failure in place of a bad one)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.errors import ISVCError, PredictorError
+
+__all__ = ["Failure", "kind_of", "concat", "split_rows", "predict_many", "run_one"]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An error carried as a value across a replica hop (status and message survive)."""
+
+    status: int
+    message: str
+
+    @classmethod
+    def of(cls, exc: BaseException, hook: str = "predict") -> Failure:
+        if isinstance(exc, ISVCError):
+            return cls(exc.status_code, exc.message)
+        return cls(500, f"{hook} raised {type(exc).__name__}: {exc}")
+
+    def to_error(self) -> ISVCError:
+        err = ISVCError(self.message)
+        err.status_code = self.status
+        return err
+
+
+def kind_of(batch: Any) -> tuple[Any, ...]:
+    """Batches of one kind can be concatenated row-wise."""
+    if isinstance(batch, pd.DataFrame):
+        return ("df", tuple(batch.columns))
+    arr = np.asarray(batch)
+    return ("nd", arr.shape[1:], arr.dtype.str)
+
+
+def concat(batches: list[Any]) -> Any:
+    if isinstance(batches[0], pd.DataFrame):
+        return pd.concat(batches, ignore_index=True)
+    return np.concatenate(batches, axis=0)
+
+
+def split_rows(out: Any, sizes: list[int]) -> list[Any]:
+    """Cut ``out`` back into per-request parts of ``sizes`` rows."""
+    total = sum(sizes)
+    if len(out) != total:
+        raise PredictorError(f"predictor returned {len(out)} rows for {total} input rows")
+    bounds = np.cumsum([0, *sizes])
+    if isinstance(out, pd.DataFrame):
+        return [out.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    out = np.asarray(out)
+    return [out[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def run_one(predict: Callable[[Any], Any], batch: Any) -> Any:
+    """``predict(batch)`` with any exception turned into a :class:`Failure`."""
+    try:
+        return predict(batch)
+    except Exception as exc:  # noqa: BLE001 - carried back as a value
+        return Failure.of(exc)
+
+
+def predict_many(predict: Callable[[Any], Any], batches: list[Any]) -> list[Any]:
+    """One ``predict`` call per kind of batch; on failure, each batch of that kind alone."""
+    results: list[Any] = [None] * len(batches)
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, b in enumerate(batches):
+        groups.setdefault(kind_of(b), []).append(i)
+    for idx in groups.values():
+        if len(idx) == 1:
+            results[idx[0]] = run_one(predict, batches[idx[0]])
+            continue
+        try:
+            parts = split_rows(predict(concat([batches[i] for i in idx])), [len(batches[i]) for i in idx])
+        except Exception:  # noqa: BLE001 - retried one by one below
+            for i in idx:
+                results[i] = run_one(predict, batches[i])
+            continue
+        for i, part in zip(idx, parts):
+            results[i] = part
+    return results

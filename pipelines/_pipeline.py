@@ -1,0 +1,181 @@
+"""One served model as the data plane sees it: transformer hooks around a predict call.
+
+No transport and no Ray: ``predict`` is any ``async (batch) -> array`` — an in-process
+predictor, a coalescer in front of a Ray handle, or a fake in tests.
+
+Example::
+
+    pipe = ModelPipeline("churn", predict=my_async_predict, transformer=ChurnTransformer("churn"))
+    await pipe.predict_v1({"instances": [[1, 2, 3, 4, 5]]}, headers={})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.errors import ISVCError, InvalidInput, UserCodeError
+from pipelines.protocol import InferOutput, InferRequest, InferResponse, instances_to_array
+from transformers_.base import Transformer
+
+__all__ = ["ModelPipeline", "call_hook", "to_batch"]
+
+PredictFn = Callable[[Any], Awaitable[Any]]
+
+_default_executor: ThreadPoolExecutor | None = None
+
+
+def hook_executor() -> ThreadPoolExecutor:
+    """The thread pool sync user hooks run on (created on first use, not at import)."""
+    global _default_executor
+    if _default_executor is None:
+        _default_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="isvc-hook")
+    return _default_executor
+
+
+def overrides(obj: Any, hook: str, base: type = Transformer) -> bool:
+    """Whether ``obj`` defines ``hook`` itself (a base-class default can be skipped)."""
+    return getattr(type(obj), hook, None) is not getattr(base, hook, None)
+
+
+async def call_hook(obj: Any, hook: str, *args: Any, executor: Executor | None = None) -> Any:
+    """Call a user hook, sync ones on a worker thread; wrap foreign errors as :class:`UserCodeError`."""
+    fn = getattr(obj, hook)
+    try:
+        if inspect.iscoroutinefunction(fn):
+            return await fn(*args)
+        result = await asyncio.get_running_loop().run_in_executor(executor or hook_executor(), fn, *args)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+    except ISVCError:
+        raise
+    except Exception as exc:
+        raise UserCodeError(hook, exc) from exc
+
+
+def to_batch(payload: Any, where: str = "preprocess") -> Any:
+    """The predictor's input from whatever ``preprocess`` returned (or the raw request)."""
+    if isinstance(payload, (np.ndarray, pd.DataFrame)):
+        return payload if payload.ndim >= 2 or isinstance(payload, pd.DataFrame) else payload.reshape(-1, 1)
+    if isinstance(payload, InferRequest):
+        return payload.as_numpy()
+    if isinstance(payload, dict):
+        if "instances" in payload:
+            return instances_to_array(payload["instances"])
+        inputs = payload.get("inputs")
+        if isinstance(inputs, list) and inputs and isinstance(inputs[0], dict) and "datatype" in inputs[0]:
+            return InferRequest.from_json(payload).as_numpy()
+        if isinstance(inputs, list):
+            return instances_to_array(inputs)
+    if isinstance(payload, list):
+        return instances_to_array(payload)
+    raise UserCodeError(
+        where,
+        TypeError(
+            f"returned {type(payload).__name__}; expected a dict with 'instances', "
+            "an InferRequest, a numpy array or a DataFrame"
+        ),
+    )
+
+
+def _predictions(out: Any) -> list[Any]:
+    if isinstance(out, pd.DataFrame):
+        return out.to_dict(orient="records")
+    return np.asarray(out).tolist()
+
+
+class ModelPipeline:
+    """transformer.preprocess → predict → transformer.postprocess, for V1 and V2."""
+
+    def __init__(
+        self,
+        name: str,
+        predict: PredictFn,
+        transformer: Any | None = None,
+        inputs: list[dict[str, Any]] | None = None,
+        outputs: list[dict[str, Any]] | None = None,
+        platform: str = "",
+        version: str | None = None,
+        ready: Callable[[], bool] | None = None,
+    ) -> None:
+        self.name = name
+        self._predict = predict
+        self.transformer = transformer
+        self.inputs = inputs or []
+        self.outputs = outputs or []
+        self.platform = platform
+        self.version = version
+        self._ready = ready
+        self._pre = transformer is not None and overrides(transformer, "preprocess")
+        self._post = transformer is not None and overrides(transformer, "postprocess")
+        self.output_name = (self.outputs[0]["name"] if self.outputs else None) or "output-0"
+
+    @property
+    def ready(self) -> bool:
+        """Transformer (``self.ready``) and predictor both loaded."""
+        if self.transformer is not None and not getattr(self.transformer, "ready", True):
+            return False
+        return self._ready() if self._ready is not None else True
+
+    async def predict_v1(self, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        """A V1 ``:predict`` request body → the V1 response body."""
+        payload: Any = body
+        if self._pre:
+            payload = await call_hook(self.transformer, "preprocess", payload, headers)
+        batch = to_batch(payload, "preprocess" if self._pre else "request")
+        response: Any = {"predictions": _predictions(await self._predict(batch))}
+        if self._post:
+            response = await call_hook(self.transformer, "postprocess", response, headers)
+        return response
+
+    async def infer_v2(self, request: InferRequest, headers: dict[str, str]) -> dict[str, Any]:
+        """A V2 ``/infer`` request → the V2 response body (requested outputs only)."""
+        payload: Any = request
+        if self._pre:
+            payload = await call_hook(self.transformer, "preprocess", payload, headers)
+        batch = to_batch(payload, "preprocess" if self._pre else "request")
+        out = await self._predict(batch)
+        if isinstance(out, pd.DataFrame):
+            outputs = [InferOutput.from_numpy(str(c), out[c].to_numpy()) for c in out.columns]
+        else:
+            outputs = [InferOutput.from_numpy(self.output_name, np.asarray(out))]
+        response: Any = InferResponse(
+            model_name=self.name, outputs=outputs, id=request.id, model_version=self.version
+        )
+        if self._post:
+            response = await call_hook(self.transformer, "postprocess", response, headers)
+        requested = [o["name"] if isinstance(o, dict) else o for o in (request.outputs or [])] or None
+        if isinstance(response, InferResponse):
+            if response.id is None:
+                response.id = request.id
+            return response.to_json(requested)
+        if isinstance(response, dict):
+            if "outputs" in response:
+                return InferResponse.from_json(
+                    {"model_name": self.name, "id": request.id, **response}
+                ).to_json(requested)
+            return response
+        raise UserCodeError("postprocess", TypeError(f"returned {type(response).__name__}, expected a dict"))
+
+    def metadata_v2(self) -> dict[str, Any]:
+        """``GET /v2/models/{name}``: name, versions, platform, inputs, outputs."""
+        return {
+            "name": self.name,
+            "versions": [self.version] if self.version else [],
+            "platform": self.platform,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+        }
+
+
+def require_dict(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidInput("request body must be a JSON object")
+    return body

@@ -1,0 +1,51 @@
+"""Where the ingress sends a (coalesced) batch: a predictor in this process, or a
+predictor deployment behind a handle. Errors come back as :class:`Failure` values and
+are raised here as the matching ISVC error.
+
+Example::
+
+    sink = local_sink(predictor)          # or remote_sink(handle)
+    out = await sink(np.zeros((4, 5)))
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pipelines._batching import Failure, run_one
+from pipelines.errors import ServerOverloaded
+
+__all__ = ["local_sink", "remote_sink"]
+
+Sink = Callable[[Any], Awaitable[Any]]
+
+
+def local_sink(predictor: Any) -> Sink:
+    """Run ``predictor.predict`` on a worker thread (never on the event loop)."""
+
+    async def sink(batch: Any) -> Any:
+        result = await asyncio.to_thread(run_one, predictor.predict, batch)
+        if isinstance(result, Failure):
+            raise result.to_error()
+        return result
+
+    return sink
+
+
+def remote_sink(handle: Any) -> Sink:
+    """Call ``handle.predict.remote(batch)`` (a Ray Serve ``DeploymentHandle``)."""
+
+    async def sink(batch: Any) -> Any:
+        try:
+            result = await handle.predict.remote(batch)
+        except Exception as exc:
+            if type(exc).__name__ == "BackPressureError":
+                raise ServerOverloaded(f"predictor overloaded: {exc}") from exc
+            raise
+        if isinstance(result, Failure):
+            raise result.to_error()
+        return result
+
+    return sink

@@ -1,0 +1,98 @@
+"""One error base carrying its HTTP status; the data plane turns any of them into
+``{"error": "..."}`` with that status.
+
+Example::
+
+    raise InvalidInput("inputs[0]: shape [2, 3] needs 6 values, got 5")
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ISVCError",
+    "InvalidInput",
+    "ModelNotFound",
+    "ModelNotReady",
+    "ServerOverloaded",
+    "UserCodeError",
+    "PredictorError",
+    "StorageError",
+    "SpecError",
+]
+
+
+class ISVCError(Exception):
+    """Base of every error isvc raises on purpose; ``status_code`` is its HTTP status."""
+
+    status_code: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(ISVCError):
+    """The request body is malformed or does not fit the model (400)."""
+
+    status_code = 400
+
+
+class ModelNotFound(ISVCError):
+    """No model is served under this name (404)."""
+
+    status_code = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"model '{name}' is not served here")
+        self.name = name
+
+
+class ModelNotReady(ISVCError):
+    """The model exists but has not finished loading (503)."""
+
+    status_code = 503
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"model '{name}' is not ready")
+        self.name = name
+
+
+class ServerOverloaded(ISVCError):
+    """Back-pressure: too many requests in flight or queued (503), as Ray Serve does."""
+
+    status_code = 503
+
+
+class UserCodeError(ISVCError):
+    """An exception escaped a user hook (``preprocess``, ``postprocess``, ...) (500)."""
+
+    status_code = 500
+
+    def __init__(self, hook: str, exc: BaseException) -> None:
+        super().__init__(f"{hook} raised {type(exc).__name__}: {exc}")
+        self.hook = hook
+
+
+class PredictorError(ISVCError):
+    """The model itself failed on a well-formed request (500)."""
+
+    status_code = 500
+
+
+class StorageError(ISVCError):
+    """A storage URI could not be resolved or downloaded."""
+
+    status_code = 500
+
+
+class SpecError(ISVCError):
+    """An InferenceService document is invalid; ``problems`` holds one line per field path."""
+
+    status_code = 400
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid InferenceService:\n" + "\n".join(f"  - {p}" for p in problems))
+        self.problems = problems

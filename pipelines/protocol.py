@@ -1,0 +1,507 @@
+"""Transport-free codecs for KServe's V1 and V2 (Open Inference Protocol) REST bodies.
+
+The data plane parses the HTTP body with :func:`parse_json`, turns it into typed objects
+(:class:`InferRequest`, or the V1 helpers), and writes replies with :func:`dumps`. No
+pydantic on this path: validation is hand-written, strict, and vectorised with numpy.
+Every bad-request condition raises :class:`~pipelines.errors.InvalidInput` naming where.
+
+Example::
+
+    req = InferRequest.from_json(parse_json(b'{"inputs": [{"name": "x", "shape": [2, 2],'
+                                            b' "datatype": "FP32", "data": [1, 2, 3, 4]}]}'))
+    req.as_numpy()            # array([[1., 2.], [3., 4.]], dtype=float32)
+    out = InferOutput.from_numpy("y", np.array([0.1, 0.9]))
+    dumps(InferResponse("m", [out]).to_json())
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipelines._v1 import (
+    decode_v1,
+    dumps,
+    encode_v1,
+    flat_list,
+    instances_to_array,
+    parse_json,
+    show_json,
+    v1_instances,
+)
+from pipelines.errors import InvalidInput, PredictorError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "DATATYPES",
+    "InferInput",
+    "InferOutput",
+    "InferRequest",
+    "InferResponse",
+    "datatype_of",
+    "decode_v1",
+    "dumps",
+    "encode_v1",
+    "instances_to_array",
+    "parse_json",
+    "v1_instances",
+]
+
+DATATYPES: dict[str, np.dtype[Any]] = {
+    "BOOL": np.dtype(np.bool_),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
+    "BYTES": np.dtype(object),
+}
+_BY_DTYPE = {dt: name for name, dt in DATATYPES.items() if name != "BYTES"}
+_KNOWN = ", ".join(DATATYPES)
+
+
+def datatype_of(dtype: np.dtype[Any] | type) -> str:
+    """The V2 datatype name for a numpy dtype; str, bytes and object arrays are ``BYTES``.
+
+    Example::
+
+        datatype_of(np.dtype("float32"))  # "FP32"
+    """
+    dt = np.dtype(dtype)
+    if dt.kind in "OUS":
+        return "BYTES"
+    try:
+        return _BY_DTYPE[dt]
+    except KeyError:
+        raise InvalidInput(f"numpy dtype {dt} has no V2 datatype; expected one of {_KNOWN}") from None
+
+
+# --------------------------------------------------------------------------- coercion
+
+
+def _flatten(data: list[Any], where: str) -> list[Any]:
+    """Flatten nested lists level by level; a level mixing lists and values is an error."""
+    while data and type(data[0]) is list:
+        if not all(type(x) is list for x in data):
+            raise InvalidInput(f"{where}: data mixes nested lists and values at the same depth")
+        data = [v for row in data for v in row]
+    if any(type(x) is list for x in data):
+        raise InvalidInput(f"{where}: data mixes nested lists and values at the same depth")
+    return data
+
+
+def _why_bad(v: Any, datatype: str) -> str | None:
+    if datatype == "BOOL":
+        return None if type(v) is bool else "expected true or false"
+    if datatype == "BYTES":
+        return None if isinstance(v, (str, bytes)) else "expected a string"
+    if type(v) is bool or not isinstance(v, (int, float, np.integer, np.floating)):
+        return "expected a number"
+    if datatype[0] in "IU":
+        if isinstance(v, (float, np.floating)) and not float(v).is_integer():
+            return "expected an integer"
+        info = np.iinfo(DATATYPES[datatype])
+        if not info.min <= int(v) <= info.max:
+            return f"out of range [{info.min}, {info.max}]"
+    return None
+
+
+def _bad_value(data: list[Any], datatype: str, where: str) -> InvalidInput:
+    flat = _flatten(data, where)
+    for i, v in enumerate(flat):
+        reason = _why_bad(v, datatype)
+        if reason:
+            return InvalidInput(
+                f"{where}: data[{i}] = {show_json(v)} is not a valid {datatype} value ({reason})"
+            )
+    return InvalidInput(f"{where}: data is not valid {datatype} data")
+
+
+def _coerce(data: Any, shape: list[int], datatype: str, where: str) -> np.ndarray:
+    """``data`` (flat or nested list, or array) → array of ``datatype`` shaped ``shape``."""
+    dtype = DATATYPES[datatype]
+    if isinstance(data, np.ndarray):
+        arr = data if data.dtype == dtype else data.astype(dtype)
+    elif datatype == "BYTES":
+        flat = _flatten(data, where)
+        for v in flat:
+            if type(v) is not str and type(v) is not bytes:
+                raise _bad_value(flat, datatype, where)
+        arr = np.empty(len(flat), dtype=object)
+        arr[:] = flat
+    else:
+        try:
+            arr = np.asarray(data)
+        except (ValueError, OverflowError, TypeError):  # ragged nesting: flatten by hand
+            data = _flatten(data, where)
+            arr = np.asarray(data)
+        kind = arr.dtype.kind
+        if datatype == "BOOL":
+            ok = kind == "b"
+        elif datatype[0] == "F":
+            ok = kind in "iuf"
+        else:
+            ok = kind in "iu" or (kind == "f" and bool(np.array_equal(arr, np.trunc(arr))))
+            if ok and arr.size:
+                info = np.iinfo(dtype)
+                ok = arr.min() >= info.min and arr.max() <= info.max
+            if ok and kind == "f":  # floats lose precision past 2**53: convert from the source values
+                try:
+                    arr = np.asarray(data, dtype=dtype)
+                except (ValueError, OverflowError, TypeError):
+                    ok = False
+        if not ok:
+            raise _bad_value(data, datatype, where)
+        arr = arr.astype(dtype, copy=False)
+    n = math.prod(shape)
+    if arr.size != n:
+        raise InvalidInput(f"{where}: shape {list(shape)} needs {n} values, got {arr.size}")
+    return arr.reshape(shape)
+
+
+# --------------------------------------------------------------------------- tensors
+
+
+class _Tensor:
+    __slots__ = ("data", "datatype", "name", "parameters", "shape")
+    _kind = "tensor"
+
+    def __init__(
+        self,
+        name: str,
+        shape: list[int],
+        datatype: str,
+        data: Any,
+        parameters: dict[str, Any] | None = None,
+    ) -> None:
+        if datatype not in DATATYPES:
+            raise InvalidInput(
+                f"{self._kind} '{name}': unknown datatype {datatype!r}; expected one of {_KNOWN}"
+            )
+        self.name = name
+        self.shape = list(shape)
+        self.datatype = datatype
+        self.data: np.ndarray = _coerce(data, self.shape, datatype, f"{self._kind} '{name}'")
+        self.parameters = parameters
+
+    @classmethod
+    def _trusted(cls, name: str, datatype: str, arr: np.ndarray, parameters: dict[str, Any] | None) -> Any:
+        self = cls.__new__(cls)
+        self.name, self.shape, self.datatype, self.data = name, list(arr.shape), datatype, arr
+        self.parameters = parameters
+        return self
+
+    def as_numpy(self) -> np.ndarray:
+        """The tensor as a numpy array of its shape (no copy). BYTES → object array of str/bytes."""
+        return self.data
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"name", "shape", "datatype", "data" (flat list), "parameters"?}``."""
+        d = {"name": self.name, "shape": self.shape, "datatype": self.datatype, "data": flat_list(self.data)}
+        if self.parameters:
+            d["parameters"] = self.parameters
+        return d
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, shape={self.shape}, datatype={self.datatype!r})"
+
+    @classmethod
+    def _parse(cls, d: Any, where: str) -> Any:
+        if not isinstance(d, dict):
+            raise InvalidInput(f"{where}: expected an object, got {show_json(d)[:60]}")
+        for key in ("name", "shape", "datatype", "data"):
+            if key not in d:
+                raise InvalidInput(f'{where}: missing required field "{key}"')
+        name, shape, datatype, data = d["name"], d["shape"], d["datatype"], d["data"]
+        if type(name) is not str or not name:
+            raise InvalidInput(f"{where}.name: expected a non-empty string, got {show_json(name)}")
+        if type(shape) is not list or not all(type(s) is int and s >= 0 for s in shape):
+            raise InvalidInput(
+                f"{where}.shape: expected a list of non-negative integers, got {show_json(shape)}"
+            )
+        if datatype not in DATATYPES:
+            raise InvalidInput(
+                f"{where}.datatype: unknown datatype {show_json(datatype)}; expected one of {_KNOWN}"
+            )
+        if type(data) is not list:
+            raise InvalidInput(f"{where}.data: expected a list, got {show_json(data)[:60]}")
+        params = d.get("parameters")
+        if params is not None and type(params) is not dict:
+            raise InvalidInput(f"{where}.parameters: expected an object, got {show_json(params)[:60]}")
+        arr = _coerce(data, shape, datatype, f"{where} ({name!r})")
+        return cls._trusted(name, datatype, arr, params)
+
+
+class InferInput(_Tensor):
+    """One named input tensor of a V2 request; ``data`` is kept as a numpy array of ``shape``.
+
+    Example::
+
+        x = InferInput("x", [2, 2], "FP32", [[1, 2], [3, 4]])   # nested or flat data
+        x.as_numpy().dtype                                      # float32
+        InferInput.from_numpy("x", np.zeros((3, 4)))            # datatype FP64
+    """
+
+    __slots__ = ()
+    _kind = "input"
+
+    @classmethod
+    def from_numpy(cls, name: str, array: np.ndarray, parameters: dict[str, Any] | None = None) -> InferInput:
+        """Wrap an array, inferring the datatype (str/bytes/object arrays → BYTES)."""
+        array = np.asarray(array)
+        datatype = datatype_of(array.dtype)
+        if array.dtype.kind in "US":
+            array = array.astype(object)
+        return cls._trusted(name, datatype, array, parameters)
+
+
+class InferOutput(_Tensor):
+    """One named output tensor of a V2 response.
+
+    Example::
+
+        InferOutput.from_numpy("proba", model.predict_proba(X)).to_json()
+        # {"name": "proba", "shape": [1, 2], "datatype": "FP64", "data": [0.2, 0.8]}
+    """
+
+    __slots__ = ()
+    _kind = "output"
+
+    @classmethod
+    def from_numpy(cls, name: str, array: Any, parameters: dict[str, Any] | None = None) -> InferOutput:
+        """Wrap a model result; a dtype with no V2 datatype is a server error (500)."""
+        array = np.asarray(array)
+        try:
+            datatype = datatype_of(array.dtype)
+        except InvalidInput as exc:
+            raise PredictorError(f"output '{name}': {exc.message}") from None
+        if array.dtype.kind in "US":
+            array = array.astype(object)
+        return cls._trusted(name, datatype, array, parameters)
+
+
+# --------------------------------------------------------------------------- request / response
+
+
+def _opt(body: dict[str, Any], key: str, typ: type, what: str) -> Any:
+    v = body.get(key)
+    if v is not None and type(v) is not typ:
+        raise InvalidInput(f"{key}: expected {what}, got {show_json(v)[:60]}")
+    return v
+
+
+class InferRequest:
+    """A V2 inference request: named input tensors plus ``id``, ``parameters`` and requested outputs.
+
+    Example::
+
+        req = InferRequest.from_json({"id": "r1", "inputs": [
+            {"name": "age", "shape": [2], "datatype": "INT64", "data": [41, 30]},
+            {"name": "spend", "shape": [2, 1], "datatype": "FP32", "data": [[120.5], [80]]}]})
+        req.as_numpy().shape          # (2, 2): 1-D / [N, 1] inputs are column-stacked
+        req.as_dataframe().columns    # ["age", "spend"]
+    """
+
+    __slots__ = ("id", "inputs", "model_name", "output_parameters", "outputs", "parameters")
+
+    def __init__(
+        self,
+        inputs: list[InferInput],
+        id: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        outputs: list[str] | None = None,
+        model_name: str | None = None,
+        output_parameters: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        self.inputs = inputs
+        self.id = id
+        self.parameters = parameters
+        self.outputs = outputs
+        self.model_name = model_name
+        self.output_parameters = output_parameters or {}
+
+    def __repr__(self) -> str:
+        return f"InferRequest(id={self.id!r}, inputs={self.inputs!r}, outputs={self.outputs!r})"
+
+    @classmethod
+    def from_json(cls, body: Any, model_name: str | None = None) -> InferRequest:
+        """Validate a parsed V2 request body strictly; every problem is an ``InvalidInput`` naming where."""
+        if type(body) is not dict:
+            raise InvalidInput(f"body must be a JSON object, got {show_json(body)[:60]}")
+        raw_inputs = body.get("inputs")
+        if type(raw_inputs) is not list or not raw_inputs:
+            raise InvalidInput('body must have "inputs" (a non-empty list of tensors)')
+        inputs = [InferInput._parse(d, f"inputs[{i}]") for i, d in enumerate(raw_inputs)]
+        if len(inputs) > 1 and len({x.name for x in inputs}) != len(inputs):
+            i = next(i for i, x in enumerate(inputs) if x.name in {y.name for y in inputs[:i]})
+            raise InvalidInput(f"inputs[{i}].name: duplicate input name {inputs[i].name!r}")
+        req_id = _opt(body, "id", str, "a string")
+        params = _opt(body, "parameters", dict, "an object")
+        names: list[str] | None = None
+        out_params: dict[str, dict[str, Any]] = {}
+        raw_outputs = _opt(body, "outputs", list, 'a list of {"name": ...} objects')
+        if raw_outputs is not None:
+            names = []
+            for i, o in enumerate(raw_outputs):
+                if type(o) is not dict or type(o.get("name")) is not str:
+                    raise InvalidInput(f'outputs[{i}]: expected an object with a string "name"')
+                p = o.get("parameters")
+                if p is not None:
+                    if type(p) is not dict:
+                        raise InvalidInput(f"outputs[{i}].parameters: expected an object")
+                    out_params[o["name"]] = p
+                names.append(o["name"])
+        return cls(inputs, req_id, params, names, model_name, out_params)
+
+    def get_input(self, name: str) -> InferInput:
+        """The input called ``name``; an unknown name is an ``InvalidInput`` listing the inputs."""
+        for x in self.inputs:
+            if x.name == name:
+                return x
+        raise InvalidInput(f"no input named {name!r}; inputs are {[x.name for x in self.inputs]}")
+
+    def _columns(self) -> list[np.ndarray]:
+        n = self.inputs[0].data.shape[0] if self.inputs[0].data.ndim else None
+        cols = []
+        for x in self.inputs:
+            a = x.data
+            if not (a.ndim == 1 or (a.ndim == 2 and a.shape[1] == 1)) or a.shape[0] != n:
+                raise InvalidInput(
+                    f"inputs cannot be combined into one table: each must have shape [N] or [N, 1] with the "
+                    f"same N; got {', '.join(f'{y.name} {y.shape}' for y in self.inputs)}"
+                )
+            cols.append(a.reshape(-1))
+        return cols
+
+    def as_numpy(self) -> np.ndarray:
+        """The single input's array; several [N] / [N, 1] inputs of equal N are column-stacked to [N, k]."""
+        if len(self.inputs) == 1:
+            return self.inputs[0].data
+        return np.column_stack(self._columns())
+
+    def as_dataframe(self) -> pd.DataFrame:
+        """A DataFrame: one column per [N] / [N, 1] input (named by it), or ``name_0..`` for an [N, K] input.
+
+        An [N, K] input whose ``parameters.columns`` lists K names uses those names instead.
+        """
+        import pandas as pd
+
+        if len(self.inputs) == 1 and self.inputs[0].data.ndim == 2:
+            x = self.inputs[0]
+            k = x.data.shape[1]
+            names = (x.parameters or {}).get("columns")
+            if names is None:
+                names = [x.name] if k == 1 else [f"{x.name}_{i}" for i in range(k)]
+            elif type(names) is not list or len(names) != k:
+                raise InvalidInput(f"input {x.name!r}: parameters.columns must list {k} names")
+            return pd.DataFrame(x.data, columns=names)
+        if len(self.inputs) == 1 and self.inputs[0].data.ndim == 1:
+            return pd.DataFrame({self.inputs[0].name: self.inputs[0].data})
+        return pd.DataFrame(dict(zip([x.name for x in self.inputs], self._columns(), strict=True)))
+
+    def to_json(self) -> dict[str, Any]:
+        """The V2 request body (``id``, ``parameters``, ``outputs`` only when set)."""
+        d: dict[str, Any] = {}
+        if self.id is not None:
+            d["id"] = self.id
+        if self.parameters:
+            d["parameters"] = self.parameters
+        d["inputs"] = [x.to_json() for x in self.inputs]
+        if self.outputs is not None:
+            d["outputs"] = [
+                {"name": n, "parameters": self.output_parameters[n]}
+                if n in self.output_parameters
+                else {"name": n}
+                for n in self.outputs
+            ]
+        return d
+
+
+class InferResponse:
+    """A V2 inference response.
+
+    Example::
+
+        resp = InferResponse("churn", [InferOutput.from_numpy("p", np.array([0.87]))], id="r1")
+        resp.to_json(["p"])   # {"model_name": "churn", "id": "r1", "outputs": [{"name": "p", ...}]}
+    """
+
+    __slots__ = ("id", "model_name", "model_version", "outputs", "parameters")
+
+    def __init__(
+        self,
+        model_name: str,
+        outputs: list[InferOutput],
+        id: str | None = None,
+        model_version: str | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> None:
+        self.model_name = model_name
+        self.outputs = outputs
+        self.id = id
+        self.model_version = model_version
+        self.parameters = parameters
+
+    def __repr__(self) -> str:
+        return f"InferResponse(model_name={self.model_name!r}, id={self.id!r}, outputs={self.outputs!r})"
+
+    def get_output(self, name: str) -> InferOutput:
+        """The output called ``name``; an unknown name is an ``InvalidInput`` listing the outputs."""
+        for o in self.outputs:
+            if o.name == name:
+                return o
+        raise InvalidInput(f"no output named {name!r}; outputs are {[o.name for o in self.outputs]}")
+
+    def to_json(self, requested: list[str] | None = None) -> dict[str, Any]:
+        """The V2 response body, keeping only the ``requested`` outputs (in that order) when given.
+
+        A requested name the model did not produce is an ``InvalidInput`` listing those it did.
+        """
+        d: dict[str, Any] = {"model_name": self.model_name}
+        if self.model_version is not None:
+            d["model_version"] = self.model_version
+        if self.id is not None:
+            d["id"] = self.id
+        if self.parameters:
+            d["parameters"] = self.parameters
+        outputs = self.outputs
+        if requested is not None:
+            by_name = {o.name: o for o in outputs}
+            for n in requested:
+                if n not in by_name:
+                    raise InvalidInput(
+                        f"requested output {n!r} does not exist; available outputs: {list(by_name)}"
+                    )
+            outputs = [by_name[n] for n in requested]
+        d["outputs"] = [o.to_json() for o in outputs]
+        return d
+
+    @classmethod
+    def from_json(cls, body: Any) -> InferResponse:
+        """Parse a V2 response body (e.g. from a remote predictor), validating like the request."""
+        if type(body) is not dict:
+            raise InvalidInput(f"response must be a JSON object, got {show_json(body)[:60]}")
+        name = body.get("model_name")
+        if type(name) is not str:
+            raise InvalidInput('response must have "model_name" (a string)')
+        raw = body.get("outputs")
+        if type(raw) is not list:
+            raise InvalidInput('response must have "outputs" (a list of tensors)')
+        outputs = [InferOutput._parse(d, f"outputs[{i}]") for i, d in enumerate(raw)]
+        return cls(
+            name,
+            outputs,
+            _opt(body, "id", str, "a string"),
+            _opt(body, "model_version", str, "a string"),
+            _opt(body, "parameters", dict, "an object"),
+        )

@@ -1,0 +1,63 @@
+"""The Transformer base class, with KServe's hook names.
+
+A KServe transformer runs here after changing only its base-class import::
+
+    from transformers_ import Model          # was: import kserve; class X(kserve.Model)
+
+    class FeatureTransformer(Model):
+        def __init__(self, name, predictor_host):
+            super().__init__(name)
+            self.predictor_host = predictor_host
+            self.ready = False
+
+        def load(self):
+            self.ready = True
+            return self.ready
+
+        def preprocess(self, payload, headers=None):
+            return {"instances": [[float(v) for v in row] for row in payload["instances"]]}
+
+Hooks may be ``def`` or ``async def``; sync hooks run on a worker thread, never on
+the event loop. ``preprocess`` gets the V1 request dict or a V2
+:class:`pipelines.protocol.InferRequest`; ``postprocess`` gets ``{"predictions": [...]}``
+or a V2 :class:`pipelines.protocol.InferResponse`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Transformer", "Model"]
+
+
+class Transformer:
+    """Base of user transformers. Override ``load``, ``preprocess``, ``postprocess``.
+
+    Attributes set by isvc before ``load()`` runs: ``model_dir`` (the local folder of
+    the component's ``storageUri``, or ``None``) and ``storage_uri``.
+    """
+
+    def __init__(self, name: str, predictor_host: str | None = None, **kwargs: Any) -> None:
+        self.name = name
+        self.predictor_host = predictor_host
+        self.ready = False
+        self.model_dir: Path | None = None
+        self.storage_uri: str | None = None
+
+    def load(self) -> bool:
+        """Override: load artifacts (scalers, encoders, vocabularies); return ``self.ready``."""
+        self.ready = True
+        return self.ready
+
+    def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        """Override: turn the client's request into the predictor's input."""
+        return payload
+
+    def postprocess(self, response: Any, headers: dict[str, str] | None = None) -> Any:
+        """Override: turn the predictor's output into the client's response."""
+        return response
+
+
+Model = Transformer
+"""KServe's name for the same base class (``kserve.Model``)."""
