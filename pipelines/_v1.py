@@ -11,6 +11,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from pipelines.errors import InvalidInput, PredictorError
 
@@ -45,7 +46,7 @@ def show_json(v: Any) -> str:
         return repr(v)
 
 
-def flat_list(arr: np.ndarray) -> list[Any]:
+def flat_list(arr: NDArray[Any]) -> list[Any]:
     """Flat JSON-ready list; BYTES elements that are bytes are decoded as UTF-8."""
     flat: list[Any] = arr.reshape(-1).tolist()
     if arr.dtype.kind in "OS":
@@ -97,7 +98,8 @@ def dumps(obj: Any) -> bytes:
         dumps({"p": np.float32(0.5), "y": np.arange(3)})  # b'{"p":0.5,"y":[0,1,2]}'
     """
     if orjson is not None:
-        return orjson.dumps(obj, default=_default, option=_OPTS)
+        out: bytes = orjson.dumps(obj, default=_default, option=_OPTS)
+        return out
     return json.dumps(obj, default=_default, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -135,7 +137,8 @@ def v1_instances(body: dict[str, Any]) -> list[Any]:
 
         v1_instances({"inputs": [[1, 2]]})   # [[1, 2]]
     """
-    return body["inputs"] if "inputs" in body else body["instances"]
+    rows: list[Any] = body["inputs"] if "inputs" in body else body["instances"]
+    return rows
 
 
 def _kind(v: Any) -> str:
@@ -145,28 +148,26 @@ def _kind(v: Any) -> str:
 _PLURAL = {"an object": "objects", "a list": "lists", "a value": "values"}
 
 
-def _ragged(rows: list[Any], path: str) -> str | None:
-    """Describe the first place nested lists disagree in length or nesting, or None."""
-    kinds = Counter(_kind(r) for r in rows)
-    usual = kinds.most_common(1)[0][0]
-    for i, r in enumerate(rows):
-        if _kind(r) != usual:
-            return f"{path}[{i}] is {_kind(r)}, but the others are {_PLURAL[usual]}"
+def _ragged(items: list[tuple[str, Any]]) -> str | None:
+    """Describe the first (path, value) whose nesting or length differs from its siblings, or None."""
+    usual = Counter(_kind(v) for _, v in items).most_common(1)[0][0]
+    for path, v in items:
+        if _kind(v) != usual:
+            return f"{path} is {_kind(v)}, but the others are {_PLURAL[usual]}"
     if usual != "a list":
         return None
-    lengths = Counter(len(r) for r in rows)
-    common = lengths.most_common(1)[0][0]
-    for i, r in enumerate(rows):
-        if len(r) != common:
-            return f"{path}[{i}] has {len(r)} values, others have {common}"
+    common = Counter(len(v) for _, v in items).most_common(1)[0][0]
+    for path, v in items:
+        if len(v) != common:
+            return f"{path} has {len(v)} values, others have {common}"
     for i in range(common):
-        found = _ragged([r[i] for r in rows], f"{path}[*][{i}]")
+        found = _ragged([(f"{path}[{i}]", v[i]) for path, v in items])
         if found:
             return found
     return None
 
 
-def instances_to_array(instances: Any) -> np.ndarray | pd.DataFrame:
+def instances_to_array(instances: Any) -> NDArray[Any] | pd.DataFrame:
     """V1 rows → a numpy array (lists / numbers) or a DataFrame (objects keyed by column).
 
     Numbers keep numpy's inferred dtype (int64, float64, bool); rows holding strings
@@ -185,11 +186,14 @@ def instances_to_array(instances: Any) -> np.ndarray | pd.DataFrame:
     try:
         arr = np.asarray(instances)
     except (ValueError, TypeError, OverflowError):
-        raise InvalidInput(_ragged(instances, "instances") or "instances have inconsistent shapes") from None
+        raise InvalidInput(
+            _ragged([(f"instances[{i}]", r) for i, r in enumerate(instances)])
+            or "instances have inconsistent shapes"
+        ) from None
     if arr.dtype.kind in "US":  # numpy would turn numbers into strings: keep them as Python objects
         arr = np.array(instances, dtype=object)
     elif arr.dtype.kind == "O":
-        problem = _ragged(instances, "instances")
+        problem = _ragged([(f"instances[{i}]", r) for i, r in enumerate(instances)])
         if problem:
             raise InvalidInput(problem)
     return arr
@@ -213,7 +217,7 @@ def _records(rows: list[Any]) -> pd.DataFrame:
     return pd.DataFrame({k: _column([r[k] for r in rows]) for k in first}, copy=False)
 
 
-def _column(values: list[Any]) -> np.ndarray:
+def _column(values: list[Any]) -> NDArray[Any]:
     """Numbers keep numpy's dtype; strings, None, mixes and nested values stay Python objects."""
     try:
         arr = np.asarray(values)

@@ -17,9 +17,10 @@ Example::
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
+from numpy.typing import NDArray
 
 from pipelines._v1 import (
     decode_v1,
@@ -127,7 +128,7 @@ def _bad_value(data: list[Any], datatype: str, where: str) -> InvalidInput:
     return InvalidInput(f"{where}: data is not valid {datatype} data")
 
 
-def _coerce(data: Any, shape: list[int], datatype: str, where: str) -> np.ndarray:
+def _coerce(data: Any, shape: list[int], datatype: str, where: str) -> NDArray[Any]:
     """``data`` (flat or nested list, or array) → array of ``datatype`` shaped ``shape``."""
     dtype = DATATYPES[datatype]
     if isinstance(data, np.ndarray):
@@ -191,23 +192,28 @@ class _Tensor:
         self.name = name
         self.shape = list(shape)
         self.datatype = datatype
-        self.data: np.ndarray = _coerce(data, self.shape, datatype, f"{self._kind} '{name}'")
+        self.data: NDArray[Any] = _coerce(data, self.shape, datatype, f"{self._kind} '{name}'")
         self.parameters = parameters
 
     @classmethod
-    def _trusted(cls, name: str, datatype: str, arr: np.ndarray, parameters: dict[str, Any] | None) -> Any:
+    def _trusted(cls, name: str, datatype: str, arr: NDArray[Any], parameters: dict[str, Any] | None) -> Self:
         self = cls.__new__(cls)
         self.name, self.shape, self.datatype, self.data = name, list(arr.shape), datatype, arr
         self.parameters = parameters
         return self
 
-    def as_numpy(self) -> np.ndarray:
+    def as_numpy(self) -> NDArray[Any]:
         """The tensor as a numpy array of its shape (no copy). BYTES → object array of str/bytes."""
         return self.data
 
     def to_json(self) -> dict[str, Any]:
         """``{"name", "shape", "datatype", "data" (flat list), "parameters"?}``."""
-        d = {"name": self.name, "shape": self.shape, "datatype": self.datatype, "data": flat_list(self.data)}
+        d: dict[str, Any] = {
+            "name": self.name,
+            "shape": self.shape,
+            "datatype": self.datatype,
+            "data": flat_list(self.data),
+        }
         if self.parameters:
             d["parameters"] = self.parameters
         return d
@@ -216,7 +222,7 @@ class _Tensor:
         return f"{type(self).__name__}(name={self.name!r}, shape={self.shape}, datatype={self.datatype!r})"
 
     @classmethod
-    def _parse(cls, d: Any, where: str) -> Any:
+    def _parse(cls, d: Any, where: str) -> Self:
         if not isinstance(d, dict):
             raise InvalidInput(f"{where}: expected an object, got {show_json(d)[:60]}")
         for key in ("name", "shape", "datatype", "data"):
@@ -256,7 +262,9 @@ class InferInput(_Tensor):
     _kind = "input"
 
     @classmethod
-    def from_numpy(cls, name: str, array: np.ndarray, parameters: dict[str, Any] | None = None) -> InferInput:
+    def from_numpy(
+        cls, name: str, array: NDArray[Any], parameters: dict[str, Any] | None = None
+    ) -> InferInput:
         """Wrap an array, inferring the datatype (str/bytes/object arrays → BYTES)."""
         array = np.asarray(array)
         datatype = datatype_of(array.dtype)
@@ -370,7 +378,7 @@ class InferRequest:
                 return x
         raise InvalidInput(f"no input named {name!r}; inputs are {[x.name for x in self.inputs]}")
 
-    def _columns(self) -> list[np.ndarray]:
+    def _columns(self) -> list[NDArray[Any]]:
         n = self.inputs[0].data.shape[0] if self.inputs[0].data.ndim else None
         cols = []
         for x in self.inputs:
@@ -383,7 +391,7 @@ class InferRequest:
             cols.append(a.reshape(-1))
         return cols
 
-    def as_numpy(self) -> np.ndarray:
+    def as_numpy(self) -> NDArray[Any]:
         """The single input's array; several [N] / [N, 1] inputs of equal N are column-stacked to [N, k]."""
         if len(self.inputs) == 1:
             return self.inputs[0].data

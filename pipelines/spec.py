@@ -82,7 +82,7 @@ _CONTAINER_FIELDS = frozenset(
     volumeDevices securityContext workingDir lifecycle terminationMessagePath terminationMessagePolicy
     stdin stdinOnce tty envFrom resizePolicy restartPolicy runtimeVersion""".split()
 )
-_QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[mkMGTPE]i?|Ki)?$")
+_QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|m|k|Ki|[MGTPE]i?)?$")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 

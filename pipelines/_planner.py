@@ -1,0 +1,367 @@
+"""InferenceService → :class:`~pipelines.plan.ServicePlan`: pure, no Ray, no user code imported.
+
+Annotations and component fields become per-deployment scaling, Kubernetes resources
+become Ray actor options, runtime names become import strings::
+
+    >>> plan = build_plan(load_isvc("k8s/sklearn-isvc.yaml"))
+    >>> plan.predictor.runtime, plan.predictor.scaling.min_replicas, plan.predictor.resources.num_cpus
+    ('predictors.sklearn:SKLearnPredictor', 0, 0.5)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelines.errors import SpecError
+from pipelines.plan import (
+    DEFAULT_MAX_ONGOING,
+    Batching,
+    ExplainerNode,
+    PredictorNode,
+    Resources,
+    Scaling,
+    ServicePlan,
+    TransformerNode,
+)
+from pipelines.spec import (
+    ANN_COALESCE_MAX_ROWS,
+    ANN_COALESCE_WINDOW,
+    ANN_COLLOCATE,
+    ANN_DEPLOYMENT_MODE,
+    ANN_MAX_SCALE,
+    ANN_METRIC,
+    ANN_MIN_SCALE,
+    ANN_TARGET,
+    ComponentSpec,
+    ExplainerSpec,
+    InferenceService,
+    PredictorSpec,
+    ResourceRequirements,
+    RuntimeSpec,
+    TransformerSpec,
+    parse_kserve_args,
+)
+
+__all__ = ["build_plan", "RUNTIME_ALIASES", "parse_quantity", "parse_cpu", "parse_memory"]
+
+RUNTIME_ALIASES: dict[str, str] = {
+    "sklearn": "predictors.sklearn:SKLearnPredictor",
+    "xgboost": "predictors.xgboost:XGBoostPredictor",
+    "lightgbm": "predictors.lightgbm:LightGBMPredictor",
+    "pytorch": "predictors.pytorch:PyTorchPredictor",
+    "onnx": "predictors.onnx:ONNXPredictor",
+    "huggingface": "predictors.huggingface:HuggingFacePredictor",
+}
+"""KServe runtime / ``modelFormat.name`` → predictor import string."""
+
+SERVERLESS, RAW_DEPLOYMENT = "Serverless", "RawDeployment"
+_MODES = {
+    "serverless": SERVERLESS,
+    "knative": SERVERLESS,
+    "rawdeployment": RAW_DEPLOYMENT,
+    "standard": RAW_DEPLOYMENT,
+}
+_METRICS = ("concurrency", "rps", "cpu", "memory")
+_SUFFIXES = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
+_SUFFIXES |= {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60}
+_QTY = re.compile(r"^[+]?(\d+(?:\.\d*)?|\.\d+)(?:[eE]([+-]?\d+)|(m|k|Ki|[MGTPE]i?))?$")
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_REPLICA_FIELDS = ("maxReplicas", "scaleTarget", "scaleMetric")
+
+
+def parse_quantity(text: str | float) -> float:
+    """A Kubernetes quantity as a number.
+
+    >>> parse_quantity("500m"), parse_quantity("512Mi"), parse_quantity("1G"), parse_quantity("1e3")
+    (0.5, 536870912.0, 1000000000.0, 1000.0)
+    """
+    match = _QTY.match(str(text).strip())
+    if match is None:
+        raise ValueError(f"not a Kubernetes quantity: {text!r}")
+    number, exponent, suffix = match.groups()
+    return float(number) * (10.0 ** int(exponent) if exponent else _SUFFIXES[suffix or ""])
+
+
+def parse_cpu(text: str | float) -> float:
+    """CPU cores: ``parse_cpu("500m") == 0.5``, ``parse_cpu("2") == 2.0``."""
+    return parse_quantity(text)
+
+
+def parse_memory(text: str | float) -> int:
+    """Bytes: ``parse_memory("512Mi") == 536870912``, ``parse_memory("1G") == 10**9``."""
+    return round(parse_quantity(text))
+
+
+@dataclass
+class _Ctx:
+    """Document-wide settings and the problems/ignored paths found so far."""
+
+    mode: str = SERVERLESS
+    target: float | None = None
+    metric: str | None = None
+    min_scale: int | None = None
+    max_scale: int | None = None
+    problems: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+
+def _ann_path(key: str) -> str:
+    return f'metadata.annotations["{key}"]'
+
+
+def _positive(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError
+    return number
+
+
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError
+    return number
+
+
+def _ann(
+    ann: dict[str, str], keys: str | tuple[str, ...], conv: Callable[[str], Any], want: str, ctx: _Ctx
+) -> Any:
+    """Parse the first annotation of ``keys`` present with ``conv``; a bad value is a problem."""
+    for key in (keys,) if isinstance(keys, str) else keys:
+        if key in ann:
+            try:
+                return conv(ann[key])
+            except (TypeError, ValueError):
+                ctx.problems.append(f"{_ann_path(key)}: expected {want}, got {ann[key]!r}")
+                return None
+    return None
+
+
+def _context(ann: dict[str, str]) -> _Ctx:
+    ctx = _Ctx()
+    raw_mode = ann.get(ANN_DEPLOYMENT_MODE, SERVERLESS)
+    if raw_mode.lower() not in _MODES:
+        ctx.problems.append(
+            f"{_ann_path(ANN_DEPLOYMENT_MODE)}: expected Serverless, Knative, RawDeployment or Standard, "
+            f"got {raw_mode!r}"
+        )
+    ctx.mode = _MODES.get(raw_mode.lower(), SERVERLESS)
+    ctx.target = _ann(ann, ANN_TARGET, _positive, "a number > 0", ctx)
+    ctx.metric = _ann(ann, ANN_METRIC, _metric, " or ".join(_METRICS), ctx)
+    ctx.min_scale = _ann(ann, ANN_MIN_SCALE, _count, "an integer >= 0", ctx)
+    ctx.max_scale = _ann(ann, ANN_MAX_SCALE, _count, "an integer >= 0", ctx)
+    if ctx.mode == RAW_DEPLOYMENT:
+        scaling_keys = (ANN_TARGET, ANN_METRIC, *ANN_MAX_SCALE)
+        ctx.ignored += [f"{_ann_path(k)} (RawDeployment: fixed replicas)" for k in scaling_keys if k in ann]
+    return ctx
+
+
+def _metric(value: str) -> str:
+    if value not in _METRICS:
+        raise ValueError
+    return value
+
+
+def _scaling(comp: ComponentSpec, path: str, ctx: _Ctx, explicit: set[str] | None = None) -> Scaling:
+    """Replicas and autoscaling: component fields override the Knative annotations."""
+    min_r = comp.min_replicas if comp.min_replicas is not None else ctx.min_scale
+    max_r = comp.max_replicas or ctx.max_scale or None  # 0 means "no limit" in Knative: unset here
+    if min_r is not None and max_r is not None and max_r < min_r:
+        ctx.problems.append(f"{path}: maxReplicas ({max_r}) is below minReplicas ({min_r})")
+    concurrency = comp.container_concurrency
+    common: dict[str, Any] = {
+        "max_ongoing_requests": concurrency if concurrency else DEFAULT_MAX_ONGOING,
+        "timeout_s": comp.timeout,
+        "metric": comp.scale_metric or ctx.metric or Scaling.metric,
+        "target_ongoing_requests": comp.scale_target or ctx.target or Scaling.target_ongoing_requests,
+    }
+    if ctx.mode == RAW_DEPLOYMENT:
+        fields_set = comp.model_fields_set if explicit is None else explicit
+        snake = {"maxReplicas": "max_replicas", "scaleTarget": "scale_target", "scaleMetric": "scale_metric"}
+        ctx.ignored += [
+            f"{path}.{name} (RawDeployment: fixed replicas)"
+            for name in _REPLICA_FIELDS
+            if snake[name] in fields_set
+        ]
+        replicas = min_r or 1
+        return Scaling(min_replicas=replicas, max_replicas=replicas, autoscale=False, **common)
+    low = min_r if min_r is not None else 1
+    return Scaling(min_replicas=low, max_replicas=max(max_r or low, low, 1), autoscale=True, **common)
+
+
+def _resources(blocks: list[ResourceRequirements | None], path: str, ctx: _Ctx) -> Resources:
+    """``requests`` first, then ``limits``; the runtime's block before the component's."""
+    found: dict[str, str] = {}
+    for kind in ("requests", "limits"):
+        for block in blocks:
+            listing = getattr(block, kind) if block is not None else None
+            for key in ("cpu", "memory", "gpu"):
+                value = getattr(listing, key) if listing is not None else None
+                if value is not None:
+                    found.setdefault(key, value)
+    try:
+        return Resources(
+            num_cpus=parse_cpu(found["cpu"]) if "cpu" in found else None,
+            num_gpus=parse_quantity(found["gpu"]) if "gpu" in found else None,
+            memory_bytes=parse_memory(found["memory"]) if "memory" in found else None,
+        )
+    except ValueError as exc:
+        ctx.problems.append(f"{path}.resources: {exc}")
+        return Resources()
+
+
+def _args(runtime: RuntimeSpec, path: str, ctx: _Ctx) -> dict[str, Any]:
+    if not isinstance(runtime.args, list):
+        return dict(runtime.args or {})
+    problems: list[str] = []
+    parsed = parse_kserve_args(runtime.args, problems=problems)
+    ctx.problems += [f"{path}.args{line}" for line in problems]
+    return parsed
+
+
+def _class_path(value: str, path: str, ctx: _Ctx) -> str:
+    if not _IMPORT_PATH.match(value):
+        ctx.problems.append(f"{path}: expected an import string 'module:Class', got {value!r}")
+    return value
+
+
+def _predictor(
+    spec: PredictorSpec,
+    path: str,
+    ctx: _Ctx,
+    fallback: Resources | None = None,
+    explicit: set[str] | None = None,
+) -> PredictorNode:
+    name = spec.runtime_name
+    runtime = spec.runtime
+    rt_path = f"{path}.{name}"
+    if name == "custom":
+        fmt, import_path = "custom", _class_path(spec.custom.class_path, f"{rt_path}.class", ctx)  # type: ignore[union-attr]
+    else:
+        fmt = spec.model.model_format.name if spec.model is not None else name
+        import_path = RUNTIME_ALIASES[fmt]
+    resources = _resources([runtime.resources, spec.resources], rt_path, ctx)
+    if fallback is not None and resources == Resources():
+        resources = fallback
+    batching = None
+    if spec.batcher is not None:
+        batching = Batching(
+            max_batch_size=spec.batcher.max_batch_size or Batching.max_batch_size,
+            max_latency_ms=spec.batcher.max_latency or Batching.max_latency_ms,
+        )
+    return PredictorNode(
+        runtime=import_path,
+        storage_uri=runtime.storage_uri,
+        protocol=runtime.protocol_version or "v1",
+        args=_args(runtime, rt_path, ctx),
+        scaling=_scaling(spec, path, ctx, explicit),
+        resources=resources,
+        batching=batching,
+        model_format=fmt,
+        env=runtime.env_dict(),
+    )
+
+
+def _canary(stable: PredictorSpec, path: str, ctx: _Ctx, stable_resources: Resources) -> PredictorNode:
+    """``newModel``: component fields it leaves unset are inherited from the stable predictor."""
+    assert stable.new_model is not None
+    inherited = ("min_replicas", "max_replicas", "scale_target", "scale_metric")
+    inherited += ("container_concurrency", "timeout", "batcher")
+    new = stable.new_model
+    update = {k: getattr(stable, k) for k in inherited if getattr(new, k) is None}
+    merged = new.model_copy(update=update)
+    return _predictor(merged, path, ctx, fallback=stable_resources, explicit=set(new.model_fields_set))
+
+
+def _transformer(spec: TransformerSpec, ctx: _Ctx) -> TransformerNode:
+    path = "spec.transformer"
+    custom = spec.custom
+    return TransformerNode(
+        class_path=_class_path(custom.class_path, f"{path}.custom.class", ctx),
+        storage_uri=custom.storage_uri,
+        args=_args(custom, f"{path}.custom", ctx),
+        scaling=_scaling(spec, path, ctx),
+        resources=_resources([custom.resources, spec.resources], path, ctx),
+        env=custom.env_dict(),
+    )
+
+
+def _explainer(spec: ExplainerSpec, ctx: _Ctx) -> ExplainerNode:
+    path = "spec.explainer"
+    runtime = spec.runtime
+    if runtime.args:
+        ctx.ignored.append(f"{path}.{spec.kind}.args (explainer settings go in config)")
+    return ExplainerNode(
+        kind=spec.kind,
+        type=runtime.type,
+        storage_uri=runtime.storage_uri,
+        config=dict(runtime.config or {}),
+        scaling=_scaling(spec, path, ctx),
+        resources=_resources([runtime.resources, spec.resources], path, ctx),
+        env=runtime.env_dict(),
+    )
+
+
+def _bool(value: str) -> bool:
+    if value.strip().lower() not in ("true", "false"):
+        raise ValueError
+    return value.strip().lower() == "true"
+
+
+def _non_negative(value: str) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise ValueError
+    return number
+
+
+def _at_least_one(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError
+    return number
+
+
+def build_plan(isvc: InferenceService) -> ServicePlan:
+    """Turn a parsed InferenceService into the frozen plan :mod:`pipelines.app` deploys.
+
+    Raises :class:`~pipelines.errors.SpecError` listing every bad annotation or value::
+
+        >>> build_plan(load_isvc("k8s/canary-isvc.yaml")).canary_traffic_percent
+        20
+    """
+    ann = isvc.metadata.annotations
+    ctx = _context(ann)
+    ctx.ignored = list(isvc.ignored_fields) + ctx.ignored
+    pred = isvc.spec.predictor
+    predictor = _predictor(pred, "spec.predictor", ctx)
+    canary, percent = None, None
+    if pred.new_model is not None:
+        canary = _canary(pred, "spec.predictor.newModel", ctx, predictor.resources)
+        percent = pred.canary_traffic_percent
+        if percent is None or not 0 <= percent <= 100:
+            ctx.problems.append(f"spec.predictor.canaryTrafficPercent: expected 0..100, got {percent!r}")
+    transformer = _transformer(isvc.spec.transformer, ctx) if isvc.spec.transformer else None
+    explainer = _explainer(isvc.spec.explainer, ctx) if isvc.spec.explainer else None
+    collocate = _ann(ann, ANN_COLLOCATE, _bool, '"true" or "false"', ctx)
+    window = _ann(ann, ANN_COALESCE_WINDOW, _non_negative, "milliseconds >= 0 (0 disables)", ctx)
+    max_rows = _ann(ann, ANN_COALESCE_MAX_ROWS, _at_least_one, "an integer >= 1", ctx)
+    if ctx.problems:
+        raise SpecError(ctx.problems)
+    return ServicePlan(
+        name=isvc.metadata.name,
+        namespace=isvc.metadata.namespace,
+        predictor=predictor,
+        transformer=transformer,
+        explainer=explainer,
+        canary=canary,
+        canary_traffic_percent=percent,
+        deployment_mode=ctx.mode,
+        collocate=bool(collocate),
+        coalesce_window_ms=ServicePlan.coalesce_window_ms if window is None else window,
+        coalesce_max_rows=ServicePlan.coalesce_max_rows if max_rows is None else max_rows,
+        ignored_fields=tuple(dict.fromkeys(ctx.ignored)),
+    )
