@@ -46,4 +46,4 @@ def _format(p: float) -> dict[str, Any]:
     return {"churn_probability": round(p, 4), "risk_tier": tier}
 
 
-app = StandIn.bind()
+app = StandIn.bind()  # type: ignore[attr-defined]

@@ -70,6 +70,11 @@ _SUFFIXES |= {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 
 _QTY = re.compile(r"^[+]?(\d+(?:\.\d*)?|\.\d+)(?:[eE]([+-]?\d+)|(m|k|Ki|[MGTPE]i?))?$")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _REPLICA_FIELDS = ("maxReplicas", "scaleTarget", "scaleMetric")
+_INHERITED = (
+    *("min_replicas", "max_replicas", "scale_target", "scale_metric"),
+    *("container_concurrency", "timeout", "batcher"),
+)
+"""Component fields a canary ``newModel`` takes from the stable predictor when it leaves them unset."""
 
 
 def parse_quantity(text: str | float) -> float:
@@ -268,10 +273,8 @@ def _predictor(
 def _canary(stable: PredictorSpec, path: str, ctx: _Ctx, stable_resources: Resources) -> PredictorNode:
     """``newModel``: component fields it leaves unset are inherited from the stable predictor."""
     assert stable.new_model is not None
-    inherited = ("min_replicas", "max_replicas", "scale_target", "scale_metric")
-    inherited += ("container_concurrency", "timeout", "batcher")
     new = stable.new_model
-    update = {k: getattr(stable, k) for k in inherited if getattr(new, k) is None}
+    update = {k: getattr(stable, k) for k in _INHERITED if getattr(new, k) is None}
     merged = new.model_copy(update=update)
     return _predictor(merged, path, ctx, fallback=stable_resources, explicit=set(new.model_fields_set))
 

@@ -51,6 +51,8 @@ def deployment_options(scaling: Scaling, resources: Resources, *, min_one: bool 
     opts: dict[str, Any] = {
         "max_ongoing_requests": scaling.max_ongoing_requests,
         "max_queued_requests": scaling.max_queued_requests,
+        # One log line per request costs ~10% of the ingress CPU at 1,000 req/s.
+        "logging_config": {"enable_access_log": False},
     }
     lo = max(1, scaling.min_replicas) if min_one else scaling.min_replicas
     hi = max(lo, scaling.max_replicas, 1)
@@ -99,6 +101,7 @@ class PredictorDeployment:
             raise RuntimeError(f"predictor {self.name} is not ready")
 
 
+@serve.deployment
 @serve.ingress()
 class IngressDeployment:
     """Hosts the V1/V2 routes and the transformer hooks; calls the predictor(s)."""

@@ -44,8 +44,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-API_VERSION = "serving.kserve.io/v1beta1"
-KIND = "InferenceService"
+API_VERSION: Literal["serving.kserve.io/v1beta1"] = "serving.kserve.io/v1beta1"
+KIND: Literal["InferenceService"] = "InferenceService"
 RUNTIMES = ("sklearn", "xgboost", "lightgbm", "pytorch", "onnx", "huggingface")
 UNSUPPORTED_RUNTIMES = ("tensorflow", "triton", "paddle", "pmml")
 ALIBI_TYPES = ("AnchorTabular", "AnchorText", "KernelShap", "TreeShap")
@@ -489,11 +489,22 @@ def _nested(annotation: Any) -> tuple[str, type[_Model]] | None:
     return None
 
 
+def _misplaced(key: Any, data: dict[str, Any], fields: dict[str, Any]) -> str:
+    """A hint when ``key`` is a field one level down, e.g. storageUri beside an empty ``sklearn:``."""
+    homes = [a for a, ann in fields.items() if (n := _nested(ann)) and key in _aliases(n[1])]
+    homes.sort(key=lambda a: a not in data)
+    return f"; did you mean to indent it under '{homes[0]}'?" if homes else ""
+
+
+def _aliases(model: type[_Model]) -> set[str]:
+    return {f.alias or name for name, f in model.model_fields.items()}
+
+
 def _lint(data: Any, model: type[_Model], path: str, problems: list[str], ignored: list[str]) -> Any:
     """Walk raw data along ``model``: report unknown/rejected keys, collect ignored ones, drop both."""
     if not isinstance(data, dict):
         return data
-    fields = {(f.alias or name): f.annotation for name, f in model.model_fields.items()}
+    fields = {(f.alias or name): f.annotation for name, f in model.model_fields.items()}  # by alias
     out: dict[str, Any] = {}
     for key, value in data.items():
         p = _join(path, str(key))
@@ -504,7 +515,9 @@ def _lint(data: Any, model: type[_Model], path: str, problems: list[str], ignore
             if key in fields:
                 out[key] = value
         elif key not in fields:
-            problems.append(f"{p}: unknown field{_suggest(str(key), fields)}")
+            problems.append(
+                f"{p}: unknown field{_suggest(str(key), fields) or _misplaced(key, data, fields)}"
+            )
         else:
             nested = _nested(fields[key])
             if nested and nested[0] == "model":
@@ -579,9 +592,12 @@ def _read_docs(source: str | Path | dict[str, Any]) -> list[Any]:
         except OSError as exc:
             raise SpecError([f"{where}: cannot read ({exc.strerror or exc})"]) from None
     try:
-        return [d for d in yaml.safe_load_all(str(text)) if d is not None]
+        docs = [d for d in yaml.safe_load_all(str(text)) if d is not None]
     except yaml.YAMLError as exc:
         raise SpecError([f"{where}: not valid YAML: {exc}"]) from None
+    if docs == [source]:  # a one-line string that is neither a file nor a mapping
+        raise SpecError([f"{source}: no such file, and not InferenceService YAML"])
+    return docs
 
 
 def load_isvc(source: str | Path | dict[str, Any], *, name: str | None = None) -> InferenceService:

@@ -1,0 +1,280 @@
+"""``make bench``: our churn pipeline on Ray Serve against KServe's own two-process pipeline.
+
+One run measures, on this machine and in this order:
+
+1. the in-process floor: ``scaler.transform`` + ``model.predict_proba`` on 256 rows in a loop;
+2. KServe (``kserve`` from PyPI in ``.bench/kserve-venv``): transformer on :8080 → HTTP →
+   predictor on :8081, one-row V1 requests at each concurrency;
+3. each of our configs under ``serve run`` (HAProxy ingress, :8000): the same loads, then
+   256-row requests at c=1 and c=4;
+
+then prints one table and the ratios against the DESIGN §4 goals, and writes
+``.bench/results.json``. Examples::
+
+    python benchmarks/run.py                          # everything, 10 s per load (~5 min)
+    python benchmarks/run.py --only kserve --duration 5
+    python benchmarks/run.py --only ours --configs standin configs/churn.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as `python benchmarks/run.py`: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import _servers  # noqa: E402
+from benchmarks._servers import BENCH_DIR, ROOT, Server, log  # noqa: E402
+from benchmarks.load import ROW, LoadResult, request_body, run_wrk, sweep  # noqa: E402
+
+DEFAULT_CONFIGS = ("configs/churn.yaml", "configs/churn-collocated.yaml")
+ALIASES = {"standin": "benchmarks._standin:app"}
+GOALS = {"req_s_ratio": 3.0, "p99_ratio": 0.5, "errors_c64": 0, "floor_pct": 60.0}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One table line: which server, which load, what it measured."""
+
+    server: str
+    kind: str  # "kserve" | "ours"
+    result: LoadResult
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready record."""
+        return {"server": self.server, "kind": self.kind, **self.result.as_dict()}
+
+
+def measure_floor(artifacts: Path, rows: int = 256, seconds: float = 2.0) -> float:
+    """Rows/s of ``scaler.transform`` + ``model.predict_proba`` on ``rows`` rows, in this process."""
+    import joblib
+    import numpy as np
+
+    scaler = joblib.load(artifacts / "transformer" / "scaler.pkl")
+    model = joblib.load(artifacts / "predictor" / "model.joblib")
+    x = np.array([list(ROW.values())] * rows, dtype=np.float64)
+    for _ in range(5):
+        model.predict_proba(scaler.transform(x))
+    n, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        model.predict_proba(scaler.transform(x))
+        n += 1
+    return rows * n / elapsed
+
+
+def warm_up(server: Server, seconds: float) -> None:
+    """Unmeasured load so JIT-free Python caches, pools and (for Ray) HAProxy reloads settle."""
+    if seconds > 0:
+        run_wrk(server.predict_url, request_body(1), 8, seconds)
+
+
+def bench_server(
+    server: Server,
+    kind: str,
+    args: argparse.Namespace,
+    batch: bool,
+) -> list[Row]:
+    """Warm up, then the one-row sweep (and, for ours, the 256-row sweep) against ``server``."""
+    warm_up(server, args.warmup)
+    rows: list[Row] = []
+    loads = [(1, args.concurrency)] + ([(args.batch_rows, args.batch_concurrency)] if batch else [])
+    for n_rows, cs in loads:
+        for result in sweep(
+            server.predict_url, cs, args.duration, server.pids, server.marker, n_rows, args.timeout
+        ):
+            rows.append(Row(server.name, kind, result))
+            log(
+                f"{server.name} rows={n_rows} c={result.concurrency}: {result.req_s:.0f} req/s, "
+                f"p99 {result.p99_ms:.1f} ms, {result.errors} errors"
+            )
+    return rows
+
+
+def resolve_target(spec: str) -> tuple[str, str] | None:
+    """``(display name, serve run target)`` for a config path, alias or import path; None if missing."""
+    target = ALIASES.get(spec, spec)
+    if target.endswith((".yaml", ".yml")):
+        path = (ROOT / target).resolve()
+        if not path.exists():
+            return None
+        return path.stem, str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+    return spec.split(":")[0].rsplit(".", 1)[-1].lstrip("_"), target
+
+
+def pick(rows: Sequence[Row], server: str, c: int, n_rows: int = 1) -> LoadResult | None:
+    """The result for ``server`` at concurrency ``c`` and ``n_rows`` rows per request, if measured."""
+    for row in rows:
+        if row.server == server and row.result.concurrency == c and row.result.rows_per_request == n_rows:
+            return row.result
+    return None
+
+
+def _check(server: str, metric: str, value: float | None, goal: str, ok: bool) -> dict[str, Any]:
+    return {
+        "server": server,
+        "metric": metric,
+        "value": value,
+        "goal": goal,
+        "pass": None if value is None else ok,
+    }
+
+
+def ratios(rows: Sequence[Row], floor_rows_s: float | None, batch_rows: int) -> list[dict[str, Any]]:
+    """Each of our servers against KServe and the floor, with PASS/FAIL per DESIGN §4 goal."""
+    out: list[dict[str, Any]] = []
+    k32 = pick(rows, "kserve", 32)
+    for server in dict.fromkeys(r.server for r in rows if r.kind == "ours"):
+        o32, o64 = pick(rows, server, 32), pick(rows, server, 64)
+        batches = [r.result for r in rows if r.server == server and r.result.rows_per_request == batch_rows]
+        best = max((b.rows_s for b in batches if b.errors == 0), default=None)
+        speedup = o32.req_s / k32.req_s if o32 and k32 and k32.req_s else None
+        p99 = o32.p99_ms / k32.p99_ms if o32 and k32 and k32.p99_ms and o32.requests else None
+        errors = float(o64.errors) if o64 else None
+        pct = 100.0 * best / floor_rows_s if best is not None and floor_rows_s else None
+        out += [
+            _check(server, "req/s ours/KServe @c=32", speedup, f">= {GOALS['req_s_ratio']:.0f}x",
+                   speedup is not None and speedup >= GOALS["req_s_ratio"]),
+            _check(server, "p99 ours/KServe @c=32", p99, f"<= {GOALS['p99_ratio']}",
+                   p99 is not None and p99 <= GOALS["p99_ratio"]),
+            _check(server, "errors @c=64", errors, "== 0", errors == GOALS["errors_c64"]),
+            _check(server, f"{batch_rows}-row rows/s % of floor", pct, f">= {GOALS['floor_pct']:.0f}%",
+                   pct is not None and pct >= GOALS["floor_pct"]),
+        ]  # fmt: skip
+    return out
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def render(rows: Sequence[Row], checks: Sequence[dict[str, Any]], floor_rows_s: float | None) -> str:
+    """The results table, the floor and the ratio checks as plain text."""
+    head = (
+        f"{'server':<24} {'rows':>4} {'c':>3} {'req/s':>8} {'rows/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'CPU ms/req':>10} {'errors':>6} {'other CPU':>9}"
+    )
+    lines = [head, "-" * len(head)]
+    for row in rows:
+        r = row.result
+        lines.append(
+            f"{row.server:<24} {r.rows_per_request:>4} {r.concurrency:>3} {r.req_s:>8.0f} {r.rows_s:>9.0f} "
+            f"{r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {_fmt(r.cpu_ms_per_req, '>10.2f'):>10} {r.errors:>6} "
+            f"{r.other_cores:>9.2f}"
+        )
+    lines.append(f"in-process floor (256 rows): {_fmt(floor_rows_s, ',.0f')} rows/s")
+    lines.append("")
+    for c in checks:
+        value = c["value"]
+        shown = "n/a" if value is None else (f"{value:.0f}%" if "%" in c["metric"] else f"{value:.2f}")
+        verdict = "n/a" if c["pass"] is None else ("PASS" if c["pass"] else "FAIL")
+        lines.append(f"{c['server']:<24} {c['metric']:<30} {shown:>8}  goal {c['goal']:<7} {verdict}")
+    busy = [r for r in rows if r.result.other_cores > 0.3]
+    if busy:
+        lines.append(
+            f"\nWARNING: {len(busy)} load(s) ran while other work used > 0.3 cores ('other CPU'): "
+            "this machine was shared; rerun on a quiet machine before trusting the ratios."
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line flags (see the module docstring)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per load (default 10)")
+    p.add_argument("--only", choices=["kserve", "ours"], help="run one side only")
+    p.add_argument(
+        "--configs",
+        nargs="+",
+        default=list(DEFAULT_CONFIGS),
+        help="Serve configs or import paths for `serve run` ('standin' = benchmarks._standin:app)",
+    )
+    p.add_argument(
+        "--concurrency", type=_ints, default=[1, 8, 32, 64], help="one-row loads (default 1,8,32,64)"
+    )
+    p.add_argument("--batch-rows", type=int, default=256, help="rows per batched request (default 256)")
+    p.add_argument("--batch-concurrency", type=_ints, default=[1, 4], help="batched loads (default 1,4)")
+    p.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each server's loads")
+    p.add_argument(
+        "--timeout", type=float, default=5.0, help="wrk request timeout in seconds (counted as errors)"
+    )
+    p.add_argument("--artifacts", type=Path, default=BENCH_DIR / "artifacts")
+    p.add_argument("--ray-tmpdir", default="/tmp/rb", help="short RAY_TMPDIR for the Ray sessions")
+    p.add_argument("--out", type=Path, default=BENCH_DIR / "results.json")
+    return p.parse_args(argv)
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; print the table; write the JSON. Returns the exit status."""
+    args = parse_args(argv)
+    started = time.monotonic()
+    artifacts = _servers.build_artifacts(args.artifacts.resolve())
+    log("measuring the in-process floor")
+    floor = measure_floor(artifacts)
+    rows: list[Row] = []
+    skipped: list[str] = []
+
+    if args.only != "ours":
+        python = _servers.ensure_kserve_venv()
+        log("starting KServe predictor (:8081) and transformer (:8080)")
+        server = _servers.start_kserve(python, artifacts)
+        try:
+            rows += bench_server(server, "kserve", args, batch=False)
+        finally:
+            server.stop()
+
+    if args.only != "kserve":
+        for spec in args.configs:
+            resolved = resolve_target(spec)
+            if resolved is None:
+                line = f"skipping {spec}: file does not exist yet"
+                print(line, flush=True)
+                skipped.append(line)
+                continue
+            name, target = resolved
+            log(f"starting `serve run {target}` (:8000)")
+            t0 = time.monotonic()
+            server = _servers.start_serve(target, artifacts, f"ours:{name}", args.ray_tmpdir)
+            log(f"{server.name} ready after {time.monotonic() - t0:.0f} s")
+            try:
+                rows += bench_server(server, "ours", args, batch=True)
+            finally:
+                server.stop()
+
+    checks = ratios(rows, floor, args.batch_rows)
+    print(render(rows, checks, floor), flush=True)
+    wall_s = round(time.monotonic() - started, 1)
+    results = {
+        "meta": {
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "host": platform.node(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "duration_s": args.duration,
+            "wall_s": wall_s,
+            "skipped": skipped,
+        },
+        "floor_rows_s": floor,
+        "results": [r.as_dict() for r in rows],
+        "checks": checks,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    log(f"results written to {args.out} ({wall_s} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
