@@ -110,6 +110,7 @@ class Server:
 
     name: str
     base_url: str
+    ports: tuple[int, ...]
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     marker: str = field(default_factory=lambda: uuid.uuid4().hex)
     logs: list[Path] = field(default_factory=list)
@@ -123,6 +124,20 @@ class Server:
     def pids(self) -> list[int]:
         """Pids of the launched (root) processes."""
         return [p.pid for p in self.procs]
+
+    def foreign_listeners(self) -> list[int]:
+        """Pids not started by us that also listen on our ports.
+
+        HAProxy binds with SO_REUSEPORT, so a second Ray cluster started on this machine (someone's
+        ``make serve``) silently shares :8000 and takes part of the load.
+        """
+        ours = {p.pid for p in server_processes(self.pids, self.marker)}
+        listening = {
+            c.pid
+            for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port in self.ports and c.pid
+        }
+        return sorted(listening - ours)
 
     def launch(self, cmd: Sequence[str], log_name: str, env: Mapping[str, str] | None = None) -> None:
         """Start ``cmd`` in its own session with the marker set; output goes to ``.bench/logs``."""
@@ -171,6 +186,7 @@ class Server:
 
     def stop(self, grace_s: float = 20.0) -> None:
         """SIGINT each launched session, then SIGTERM, then SIGKILL whatever still carries the marker."""
+        start = time.monotonic()
         for sig, wait_s in ((signal.SIGINT, grace_s), (signal.SIGTERM, 10.0)):
             for proc in self.procs:
                 if proc.poll() is None:
@@ -184,6 +200,7 @@ class Server:
             if all(p.poll() is not None for p in self.procs):
                 break
         self._kill_marked()
+        log(f"{self.name} stopped in {time.monotonic() - start:.1f} s, no process left")
 
     def _kill_marked(self, wait_s: float = 10.0) -> None:
         """SIGTERM, then SIGKILL, every process carrying this server's marker (scoped ``ray stop``)."""
@@ -216,7 +233,7 @@ def start_kserve(python: Path, artifacts: Path, ready_timeout_s: float = 120.0) 
     """KServe's two processes: predictor on :8081, transformer on :8080 forwarding to it over HTTP."""
     wait_ports_free(KSERVE_PORTS)
     transformer_port, predictor_port = KSERVE_PORTS
-    server = Server("kserve", f"http://127.0.0.1:{transformer_port}")
+    server = Server("kserve", f"http://127.0.0.1:{transformer_port}", KSERVE_PORTS)
     common = ["--model_name", MODEL_NAME, "--enable_grpc", "false"]
     try:
         server.launch(
@@ -251,7 +268,7 @@ def start_serve(target: str, artifacts: Path, name: str, ray_tmpdir: str = "/tmp
         "ISVC_ARTIFACTS": str(artifacts.resolve()),
     }
     serve_bin = Path(sys.executable).with_name("serve")
-    server = Server(name, f"http://127.0.0.1:{OURS_PORT}")
+    server = Server(name, f"http://127.0.0.1:{OURS_PORT}", (OURS_PORT,))
     try:
         server.launch([str(serve_bin), "run", target], f"ours-{name}", env)
         server.wait_ready("/v2/health/ready", 180.0)

@@ -48,10 +48,18 @@ class Row:
     server: str
     kind: str  # "kserve" | "ours"
     result: LoadResult
+    shared_with: tuple[int, ...] = ()
+    """Foreign pids found listening on the server's port around this load: the figures are invalid."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready record."""
-        return {"server": self.server, "kind": self.kind, **self.result.as_dict()}
+        return {
+            "server": self.server,
+            "kind": self.kind,
+            **self.result.as_dict(),
+            "valid": not self.shared_with,
+            "shared_with": list(self.shared_with),
+        }
 
 
 def measure_floor(artifacts: Path, rows: int = 256, seconds: float = 2.0) -> float:
@@ -86,17 +94,33 @@ def bench_server(
     """Warm up, then the one-row sweep (and, for ours, the 256-row sweep) against ``server``."""
     warm_up(server, args.warmup)
     rows: list[Row] = []
-    loads = [(1, args.concurrency)] + ([(args.batch_rows, args.batch_concurrency)] if batch else [])
-    for n_rows, cs in loads:
-        for result in sweep(
-            server.predict_url, cs, args.duration, server.pids, server.marker, n_rows, args.timeout
-        ):
-            rows.append(Row(server.name, kind, result))
-            log(
-                f"{server.name} rows={n_rows} c={result.concurrency}: {result.req_s:.0f} req/s, "
-                f"p99 {result.p99_ms:.1f} ms, {result.errors} errors"
-            )
+    loads = [(1, c) for c in args.concurrency]
+    loads += [(args.batch_rows, c) for c in args.batch_concurrency] if batch else []
+    for n_rows, c in loads:
+        before = _wait_port_exclusive(server)
+        (result,) = sweep(
+            server.predict_url, [c], args.duration, server.pids, server.marker, n_rows, args.timeout
+        )
+        shared = tuple(sorted(set(before) | set(server.foreign_listeners())))
+        rows.append(Row(server.name, kind, result, shared))
+        log(
+            f"{server.name} rows={n_rows} c={c}: {result.req_s:.0f} req/s, p99 {result.p99_ms:.1f} ms, "
+            f"{result.errors} errors" + (f"  INVALID: port shared with pids {list(shared)}" if shared else "")
+        )
+        time.sleep(1.0)
     return rows
+
+
+def _wait_port_exclusive(server: Server, wait_s: float = 90.0) -> list[int]:
+    """Wait for foreign listeners on the server's port to go away; return those still there."""
+    deadline = time.monotonic() + wait_s
+    foreign = server.foreign_listeners()
+    if foreign:
+        log(f"another process (pids {foreign}) also listens on {server.ports}; waiting up to {wait_s:.0f} s")
+    while foreign and time.monotonic() < deadline:
+        time.sleep(2)
+        foreign = server.foreign_listeners()
+    return foreign
 
 
 def resolve_target(spec: str) -> tuple[str, str] | None:
@@ -111,9 +135,15 @@ def resolve_target(spec: str) -> tuple[str, str] | None:
 
 
 def pick(rows: Sequence[Row], server: str, c: int, n_rows: int = 1) -> LoadResult | None:
-    """The result for ``server`` at concurrency ``c`` and ``n_rows`` rows per request, if measured."""
+    """The valid result for ``server`` at concurrency ``c`` and ``n_rows`` rows per request, if any."""
     for row in rows:
-        if row.server == server and row.result.concurrency == c and row.result.rows_per_request == n_rows:
+        r = row.result
+        if (
+            row.server == server
+            and r.concurrency == c
+            and r.rows_per_request == n_rows
+            and not row.shared_with
+        ):
             return row.result
     return None
 
@@ -134,7 +164,11 @@ def ratios(rows: Sequence[Row], floor_rows_s: float | None, batch_rows: int) -> 
     k32 = pick(rows, "kserve", 32)
     for server in dict.fromkeys(r.server for r in rows if r.kind == "ours"):
         o32, o64 = pick(rows, server, 32), pick(rows, server, 64)
-        batches = [r.result for r in rows if r.server == server and r.result.rows_per_request == batch_rows]
+        batches = [
+            r.result
+            for r in rows
+            if r.server == server and r.result.rows_per_request == batch_rows and not r.shared_with
+        ]
         best = max((b.rows_s for b in batches if b.errors == 0), default=None)
         speedup = o32.req_s / k32.req_s if o32 and k32 and k32.req_s else None
         p99 = o32.p99_ms / k32.p99_ms if o32 and k32 and k32.p99_ms and o32.requests else None
@@ -168,7 +202,7 @@ def render(rows: Sequence[Row], checks: Sequence[dict[str, Any]], floor_rows_s: 
         lines.append(
             f"{row.server:<24} {r.rows_per_request:>4} {r.concurrency:>3} {r.req_s:>8.0f} {r.rows_s:>9.0f} "
             f"{r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {_fmt(r.cpu_ms_per_req, '>10.2f'):>10} {r.errors:>6} "
-            f"{r.other_cores:>9.2f}"
+            f"{r.other_cores:>9.2f}" + ("  INVALID (port shared)" if row.shared_with else "")
         )
     lines.append(f"in-process floor (256 rows): {_fmt(floor_rows_s, ',.0f')} rows/s")
     lines.append("")

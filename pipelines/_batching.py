@@ -64,9 +64,9 @@ def split_rows(out: Any, sizes: list[int]) -> list[Any]:
         raise PredictorError(f"predictor returned {len(out)} rows for {total} input rows")
     bounds = np.cumsum([0, *sizes])
     if isinstance(out, pd.DataFrame):
-        return [out.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        return [out.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     out = np.asarray(out)
-    return [out[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    return [out[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def run_one(predict: Callable[[Any], Any], batch: Any) -> Any:
@@ -93,6 +93,6 @@ def predict_many(predict: Callable[[Any], Any], batches: list[Any]) -> list[Any]
             for i in idx:
                 results[i] = run_one(predict, batches[i])
             continue
-        for i, part in zip(idx, parts):
+        for i, part in zip(idx, parts, strict=True):
             results[i] = part
     return results

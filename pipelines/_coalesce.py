@@ -90,7 +90,7 @@ class Coalescer:
                 # One bad request must not fail the others: retry each alone.
                 await asyncio.gather(*(self._settle_one(b, f) for b, f in group))
                 return
-            for (_, fut), part in zip(group, parts):
+            for (_, fut), part in zip(group, parts, strict=True):
                 if not fut.done():
                     fut.set_result(part)
         finally:

@@ -35,7 +35,7 @@ def construct(cls: type, name: str, args: dict[str, Any], **extra: Any) -> Any:
 
     KServe classes take ``(name, predictor_host)``; ours take ``(name, **options)``.
     """
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(cls).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     kwargs = {k: v for k, v in {**extra, **args}.items() if takes_any or k in params}
     unknown = sorted(set(args) - set(kwargs))

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.errors import ISVCError, InvalidInput, UserCodeError
+from pipelines.errors import InvalidInput, ISVCError, UserCodeError
 from pipelines.protocol import InferOutput, InferRequest, InferResponse, instances_to_array
 from transformers_.base import Transformer
 

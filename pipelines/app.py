@@ -65,7 +65,9 @@ def deployment_options(scaling: Scaling, resources: Resources, *, min_one: bool 
         }
     else:
         opts["num_replicas"] = max(1, lo)
-    actor: dict[str, Any] = {"num_cpus": resources.num_cpus if resources.num_cpus is not None else DEFAULT_NUM_CPUS}
+    actor: dict[str, Any] = {
+        "num_cpus": resources.num_cpus if resources.num_cpus is not None else DEFAULT_NUM_CPUS
+    }
     if resources.num_gpus:
         actor["num_gpus"] = resources.num_gpus
     if resources.memory_bytes:

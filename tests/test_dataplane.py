@@ -106,7 +106,10 @@ async def test_health_and_metadata(client):
     assert (await client.get("/v2/health/ready")).status_code == 200
     assert (await client.get("/v2")).json()["name"] == "isvc"
     assert (await client.get("/v1/models")).json() == {"models": ["churn-classifier"]}
-    assert (await client.get("/v1/models/churn-classifier")).json() == {"name": "churn-classifier", "ready": True}
+    assert (await client.get("/v1/models/churn-classifier")).json() == {
+        "name": "churn-classifier",
+        "ready": True,
+    }
     meta = (await client.get("/v2/models/churn-classifier")).json()
     assert meta["inputs"][0]["shape"] == [-1, 5] and meta["inputs"][0]["datatype"] == "FP64"
     assert meta["outputs"][0]["shape"] == [-1, 2]
@@ -119,12 +122,24 @@ BAD_REQUESTS = [
     ("/v1/models/churn-classifier:predict", b'{"instances": [{"age": 1}]}', 400, "missing"),
     ("/v1/models/churn-classifier:predict", b'{"instances": [[1, 2, 3]]}', 400, "instances[0]"),
     ("/v1/models/churn-classifier:predict", b'{"instances": [["a", 2, 3, 4, 5]]}', 400, "number"),
-    ("/v2/models/churn-classifier/infer", b'{"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP32"}]}', 400,
-     "data"),
-    ("/v2/models/churn-classifier/infer",
-     b'{"inputs": [{"name": "x", "shape": [2, 5], "datatype": "FP32", "data": [1, 2, 3]}]}', 400, "shape"),
-    ("/v2/models/churn-classifier/infer",
-     b'{"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP99", "data": [1, 2, 3, 4, 5]}]}', 400, "FP99"),
+    (
+        "/v2/models/churn-classifier/infer",
+        b'{"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP32"}]}',
+        400,
+        "data",
+    ),
+    (
+        "/v2/models/churn-classifier/infer",
+        b'{"inputs": [{"name": "x", "shape": [2, 5], "datatype": "FP32", "data": [1, 2, 3]}]}',
+        400,
+        "shape",
+    ),
+    (
+        "/v2/models/churn-classifier/infer",
+        b'{"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP99", "data": [1, 2, 3, 4, 5]}]}',
+        400,
+        "FP99",
+    ),
     ("/v2/models/churn-classifier/infer", b"[1, 2]", 400, "object"),
     ("/v1/models/nope:predict", b'{"instances": [[1, 2, 3, 4, 5]]}', 404, "nope"),
     ("/v2/models/nope/infer", b'{"inputs": []}', 404, "nope"),
@@ -147,9 +162,7 @@ async def test_unknown_route_is_json_404(client):
 
 async def test_concurrent_requests_coalesce_and_bad_rows_fail_alone(client, churn_artifacts):
     good = [client.post("/v1/models/churn-classifier:predict", json={"instances": [ROW]}) for _ in range(20)]
-    bad = client.post(
-        "/v1/models/churn-classifier:predict", content=b'{"instances": [[1e999, 1, 1, 1, 1]]}'
-    )
+    bad = client.post("/v1/models/churn-classifier:predict", content=b'{"instances": [[1e999, 1, 1, 1, 1]]}')
     results = await asyncio.gather(*good, bad)
     assert [r.status_code for r in results[:-1]] == [200] * 20
     assert results[-1].status_code == 400
@@ -172,7 +185,9 @@ async def test_user_hook_exception_is_500_naming_the_hook(churn_artifacts, monke
 
     plan = churn_plan(churn_artifacts)
     plan = ServicePlan(
-        name=plan.name, namespace=plan.namespace, predictor=plan.predictor,
+        name=plan.name,
+        namespace=plan.namespace,
+        predictor=plan.predictor,
         transformer=TransformerNode(class_path=f"{me.__name__}:Exploding"),
     )
     async with await make_client(plan) as c:

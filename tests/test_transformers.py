@@ -13,7 +13,7 @@ from pipelines._components import construct, load_transformer
 from pipelines._pipeline import call_hook
 from pipelines.errors import InvalidInput, UserCodeError
 from pipelines.plan import PredictorNode, ServicePlan, TransformerNode
-from pipelines.protocol import InferRequest, InferResponse, InferOutput
+from pipelines.protocol import InferOutput, InferRequest, InferResponse
 from transformers_ import Model
 from transformers_.churn import ChurnTransformer, risk_tier
 
@@ -70,8 +70,12 @@ async def test_async_hooks_and_errors():
 @pytest.fixture
 async def churn(churn_artifacts: Path) -> ChurnTransformer:
     plan = ServicePlan(
-        name="churn", namespace="default", predictor=PredictorNode(runtime="sklearn"),
-        transformer=TransformerNode("transformers_.churn:ChurnTransformer", str(churn_artifacts / "transformer")),
+        name="churn",
+        namespace="default",
+        predictor=PredictorNode(runtime="sklearn"),
+        transformer=TransformerNode(
+            "transformers_.churn:ChurnTransformer", str(churn_artifacts / "transformer")
+        ),
     )
     return await load_transformer(plan)
 
@@ -81,8 +85,18 @@ async def test_churn_scales_like_the_scaler(churn: ChurnTransformer):
     x = churn.preprocess({"instances": rows})
     np.testing.assert_allclose(x, churn.scaler.transform(np.array(rows, dtype=float)))
     by_name = churn.preprocess(
-        {"instances": [dict(zip(["age", "tenure_days", "monthly_spend", "support_tickets", "last_login_days"], r))
-                       for r in rows]}
+        {
+            "instances": [
+                dict(
+                    zip(
+                        ["age", "tenure_days", "monthly_spend", "support_tickets", "last_login_days"],
+                        r,
+                        strict=True,
+                    )
+                )
+                for r in rows
+            ]
+        }
     )
     np.testing.assert_allclose(by_name, x)
 
@@ -95,8 +109,11 @@ async def test_churn_v2_and_errors(churn: ChurnTransformer):
     with pytest.raises(InvalidInput, match="instances\\[0\\] is missing age"):
         churn.preprocess({"instances": [{"tenure_days": 1}]})
     with pytest.raises(InvalidInput, match="expected shape"):
-        churn.preprocess(InferRequest.from_json(
-            {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}))
+        churn.preprocess(
+            InferRequest.from_json(
+                {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}
+            )
+        )
 
 
 def test_churn_postprocess_v1_and_v2():

@@ -77,7 +77,9 @@ class ChurnTransformer(Transformer):
         instances = payload.get("instances", payload.get("inputs"))
         if not isinstance(instances, list) or not instances:
             raise InvalidInput('"instances" must be a non-empty list')
-        return self._scale_rows(np.array([_row(i, inst) for i, inst in enumerate(instances)], dtype=np.float64))
+        return self._scale_rows(
+            np.array([_row(i, inst) for i, inst in enumerate(instances)], dtype=np.float64)
+        )
 
     def _from_v2(self, request: InferRequest) -> np.ndarray:
         if len(request.inputs) == 1:

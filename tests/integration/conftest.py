@@ -30,17 +30,28 @@ def serve_run(config: Path, cwd: Path, ha_proxy: bool, timeout_s: float = 240) -
     """Run ``serve run config`` from ``cwd`` until the churn model answers; yield the base URL."""
     tmp = Path(os.environ.get("RAY_TMPDIR", "/tmp/isvc-it"))
     tmp.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "RAY_ADDRESS": "local", "RAY_TMPDIR": str(tmp), "RAY_SERVE_ENABLE_HA_PROXY": "1" if ha_proxy else "0"}
+    env = {
+        **os.environ,
+        "RAY_ADDRESS": "local",
+        "RAY_TMPDIR": str(tmp),
+        "RAY_SERVE_ENABLE_HA_PROXY": "1" if ha_proxy else "0",
+    }
     log = open(cwd / f"serve-{config.stem}.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [str(SERVE), "run", str(config)], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [str(SERVE), "run", str(config)],
+        cwd=cwd,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
         deadline = time.monotonic() + timeout_s
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"serve run exited {proc.returncode}:\n{(cwd / log.name).read_text()[-4000:]}")
+                raise RuntimeError(
+                    f"serve run exited {proc.returncode}:\n{(cwd / log.name).read_text()[-4000:]}"
+                )
             try:
                 r = httpx.get(f"{BASE}/v2/models/churn-classifier/ready", timeout=2)
                 if r.status_code == 200:

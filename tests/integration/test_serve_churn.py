@@ -19,7 +19,11 @@ BAD = [
     (PREDICT, b'{"instances": [{"age": 3}]}', 400),
     (PREDICT, b'{"instances": [[1, 2]]}', 400),
     (INFER, b'{"inputs": [{"name": "x", "shape": [2, 5], "datatype": "FP32", "data": [1]}]}', 400),
-    (INFER, b'{"inputs": [{"name": "x", "shape": [1, 5], "datatype": "NOPE", "data": [1, 2, 3, 4, 5]}]}', 400),
+    (
+        INFER,
+        b'{"inputs": [{"name": "x", "shape": [1, 5], "datatype": "NOPE", "data": [1, 2, 3, 4, 5]}]}',
+        400,
+    ),
     (INFER, b'{"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP32"}]}', 400),
     ("/v1/models/other:predict", b'{"instances": [[1, 2, 3, 4, 5]]}', 404),
 ]
@@ -33,7 +37,10 @@ def check_service(base: str) -> None:
         assert preds[0]["risk_tier"] in {"HIGH", "MEDIUM", "LOW"}
         assert preds[0]["churn_probability"] > preds[1]["churn_probability"]
 
-        body = {"id": "a1", "inputs": [{"name": "f", "shape": [1, 5], "datatype": "FP64", "data": list(ROW.values())}]}
+        body = {
+            "id": "a1",
+            "inputs": [{"name": "f", "shape": [1, 5], "datatype": "FP64", "data": list(ROW.values())}],
+        }
         v2 = c.post(INFER, json=body)
         assert v2.status_code == 200, v2.text
         named = {o["name"]: o for o in v2.json()["outputs"]}
