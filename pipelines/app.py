@@ -46,7 +46,9 @@ PREDICTOR_MAX_BATCH = 64
 """Calls the predictor replica merges into one model call when no ``batcher`` is set."""
 
 
-def deployment_options(scaling: Scaling, resources: Resources, *, min_one: bool = False) -> dict[str, Any]:
+def deployment_options(
+    scaling: Scaling, resources: Resources, *, env: dict[str, str] | None = None, min_one: bool = False
+) -> dict[str, Any]:
     """Serve deployment options from a component's scaling and resources."""
     opts: dict[str, Any] = {
         "max_ongoing_requests": scaling.max_ongoing_requests,
@@ -72,6 +74,8 @@ def deployment_options(scaling: Scaling, resources: Resources, *, min_one: bool 
         actor["num_gpus"] = resources.num_gpus
     if resources.memory_bytes:
         actor["memory"] = resources.memory_bytes
+    if env:
+        actor["runtime_env"] = {"env_vars": dict(env)}
     opts["ray_actor_options"] = actor
     return opts
 
@@ -151,20 +155,25 @@ def build_app(plan: ServicePlan) -> Any:
     """The bound Serve application for a plan (ingress → predictor[, canary])."""
     ingress_scaling = plan.transformer.scaling if plan.transformer else plan.predictor.scaling
     ingress_resources = plan.transformer.resources if plan.transformer else Resources()
+    ingress_env = dict(plan.transformer.env) if plan.transformer else {}
     if plan.collocate:
         ingress_resources = plan.predictor.resources
+        ingress_env = {**plan.predictor.env, **ingress_env}
     ingress = IngressDeployment.options(
-        name="ingress", **deployment_options(ingress_scaling, ingress_resources, min_one=True)
+        name="ingress",
+        **deployment_options(ingress_scaling, ingress_resources, env=ingress_env, min_one=True),
     )
     if plan.collocate:
         return ingress.bind(plan)
     stable = PredictorDeployment.options(
-        name="predictor", **deployment_options(plan.predictor.scaling, plan.predictor.resources)
+        name="predictor",
+        **deployment_options(plan.predictor.scaling, plan.predictor.resources, env=plan.predictor.env),
     ).bind(plan.name, plan.predictor)
     canary = None
     if plan.canary is not None:
         canary = PredictorDeployment.options(
-            name="predictor-canary", **deployment_options(plan.canary.scaling, plan.canary.resources)
+            name="predictor-canary",
+            **deployment_options(plan.canary.scaling, plan.canary.resources, env=plan.canary.env),
         ).bind(plan.name, plan.canary)
     return ingress.bind(plan, stable, canary)
 

@@ -82,9 +82,9 @@ async def churn(churn_artifacts: Path) -> ChurnTransformer:
 
 async def test_churn_scales_like_the_scaler(churn: ChurnTransformer):
     rows = [[41, 30, 120.5, 6, 21], [25, 2000, 20.0, 0, 1]]
-    x = churn.preprocess({"instances": rows})
+    x = await churn.preprocess({"instances": rows})
     np.testing.assert_allclose(x, churn.scaler.transform(np.array(rows, dtype=float)))
-    by_name = churn.preprocess(
+    by_name = await churn.preprocess(
         {
             "instances": [
                 dict(
@@ -105,24 +105,24 @@ async def test_churn_v2_and_errors(churn: ChurnTransformer):
     req = InferRequest.from_json(
         {"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP32", "data": [41, 30, 120.5, 6, 21]}]}
     )
-    assert churn.preprocess(req).shape == (1, 5)
+    assert (await churn.preprocess(req)).shape == (1, 5)
     with pytest.raises(InvalidInput, match="instances\\[0\\] is missing age"):
-        churn.preprocess({"instances": [{"tenure_days": 1}]})
+        await churn.preprocess({"instances": [{"tenure_days": 1}]})
     with pytest.raises(InvalidInput, match="expected shape"):
-        churn.preprocess(
+        await churn.preprocess(
             InferRequest.from_json(
                 {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}
             )
         )
 
 
-def test_churn_postprocess_v1_and_v2():
+async def test_churn_postprocess_v1_and_v2():
     t = ChurnTransformer("churn")
-    out = t.postprocess({"predictions": [[0.2, 0.8], [0.6, 0.4], [0.9, 0.1]]})
+    out = await t.postprocess({"predictions": [[0.2, 0.8], [0.6, 0.4], [0.9, 0.1]]})
     assert [p["risk_tier"] for p in out["predictions"]] == ["HIGH", "MEDIUM", "LOW"]
     assert out["predictions"][0]["churn_probability"] == 0.8
     resp = InferResponse(model_name="churn", outputs=[InferOutput.from_numpy("o", np.array([[0.5, 0.5]]))])
-    v2 = t.postprocess(resp).to_json()
+    v2 = (await t.postprocess(resp)).to_json()
     assert [o["name"] for o in v2["outputs"]] == ["churn_probability", "risk_tier"]
     assert v2["outputs"][1]["data"] == ["MEDIUM"]
     assert (risk_tier(0.71), risk_tier(0.3), risk_tier(0.31)) == ("HIGH", "LOW", "MEDIUM")
