@@ -50,6 +50,22 @@ def request_body(rows: int = 1) -> bytes:
     return json.dumps({"instances": [ROW] * rows}).encode()
 
 
+def request_body_v2(rows: int = 1) -> bytes:
+    """The V2 churn request: one ``[rows, 5]`` FP32 tensor of the example row.
+
+    >>> json.loads(request_body_v2(2))["inputs"][0]["shape"]
+    [2, 5]
+    """
+    data = list(ROW.values()) * rows
+    tensor = {"name": "features", "shape": [rows, len(ROW)], "datatype": "FP32", "data": data}
+    return json.dumps({"inputs": [tensor]}).encode()
+
+
+def v2_url(v1_predict_url: str) -> str:
+    """``…/v1/models/NAME:predict`` → ``…/v2/models/NAME/infer``."""
+    return v1_predict_url.replace("/v1/models/", "/v2/models/").replace(":predict", "/infer")
+
+
 @dataclass(frozen=True)
 class LoadResult:
     """What one ``wrk`` run at one concurrency measured."""

@@ -34,10 +34,23 @@ if __package__ in (None, ""):  # run as `python benchmarks/run.py`: make `benchm
 
 from benchmarks import _servers  # noqa: E402
 from benchmarks._servers import BENCH_DIR, ROOT, Server, log  # noqa: E402
-from benchmarks.load import ROW, LoadResult, cpu_delta, cpu_snapshot, measure, request_body, run_wrk  # noqa: E402
+from benchmarks.load import (  # noqa: E402
+    ROW,
+    LoadResult,
+    cpu_delta,
+    cpu_snapshot,
+    measure,
+    request_body,
+    request_body_v2,
+    run_wrk,
+    v2_url,
+)
 
 DEFAULT_CONFIGS = ("configs/churn.yaml", "configs/churn-collocated.yaml")
 ALIASES = {"standin": "benchmarks._standin:app"}
+V2_SUFFIX = "(V2)"
+"""Rows of a server measured with V2 tensor bodies carry this after the server name."""
+
 GOALS = {"req_s_ratio": 3.0, "p99_ratio": 0.5, "errors_c64": 0, "floor_pct": 60.0}
 
 
@@ -109,18 +122,19 @@ def bench_server(
     idle = idle_cores(server)
     log(f"{server.name} idle: {idle:.2f} cores of background CPU (charged to requests in CPU ms/req)")
     rows: list[Row] = []
-    loads = [(1, c) for c in args.concurrency]
-    loads += [(args.batch_rows, c) for c in args.batch_concurrency] if batch else []
-    for n_rows, c in loads:
+    loads = [(1, c, "v1") for c in args.concurrency]
+    if batch:  # big requests both ways: V1 rows of named features, and one V2 [N, 5] tensor
+        loads += [(args.batch_rows, c, proto) for proto in ("v1", "v2") for c in args.batch_concurrency]
+    for n_rows, c, proto in loads:
         before = _wait_port_exclusive(server)
-        body = request_body(n_rows)
-        result = measure(
-            server.predict_url, body, c, args.duration, server.pids, server.marker, n_rows, args.timeout
-        )
+        body = request_body(n_rows) if proto == "v1" else request_body_v2(n_rows)
+        url = server.predict_url if proto == "v1" else v2_url(server.predict_url)
+        name = server.name if proto == "v1" else f"{server.name} {V2_SUFFIX}"
+        result = measure(url, body, c, args.duration, server.pids, server.marker, n_rows, args.timeout)
         shared = tuple(sorted(set(before) | set(server.foreign_listeners())))
-        rows.append(Row(server.name, kind, result, shared))
+        rows.append(Row(name, kind, result, shared))
         log(
-            f"{server.name} rows={n_rows} c={c}: {result.req_s:.0f} req/s, p99 {result.p99_ms:.1f} ms, "
+            f"{name} rows={n_rows} c={c}: {result.req_s:.0f} req/s, p99 {result.p99_ms:.1f} ms, "
             f"{result.errors} errors" + (f"  INVALID: port shared with pids {list(shared)}" if shared else "")
         )
         time.sleep(1.0)
@@ -178,12 +192,16 @@ def ratios(rows: Sequence[Row], floor_rows_s: float | None, batch_rows: int) -> 
     """Each of our servers against KServe and the floor, with PASS/FAIL per DESIGN §4 goal."""
     out: list[dict[str, Any]] = []
     k32 = pick(rows, "kserve", 32)
-    for server in dict.fromkeys(r.server for r in rows if r.kind == "ours"):
+    for server in dict.fromkeys(
+        r.server for r in rows if r.kind == "ours" and not r.server.endswith(V2_SUFFIX)
+    ):
         o32, o64 = pick(rows, server, 32), pick(rows, server, 64)
         batches = [
             r.result
             for r in rows
-            if r.server == server and r.result.rows_per_request == batch_rows and not r.shared_with
+            if r.server in (server, f"{server} {V2_SUFFIX}")
+            and r.result.rows_per_request == batch_rows
+            and not r.shared_with
         ]
         best = max((b.rows_s for b in batches if b.errors == 0), default=None)
         speedup = o32.req_s / k32.req_s if o32 and k32 and k32.req_s else None
@@ -196,7 +214,7 @@ def ratios(rows: Sequence[Row], floor_rows_s: float | None, batch_rows: int) -> 
             _check(server, "p99 ours/KServe @c=32", p99, f"<= {GOALS['p99_ratio']}",
                    p99 is not None and p99 <= GOALS["p99_ratio"]),
             _check(server, "errors @c=64", errors, "== 0", errors == GOALS["errors_c64"]),
-            _check(server, f"{batch_rows}-row rows/s % of floor", pct, f">= {GOALS['floor_pct']:.0f}%",
+            _check(server, f"{batch_rows}-row rows/s % floor (V1|V2)", pct, f">= {GOALS['floor_pct']:.0f}%",
                    pct is not None and pct >= GOALS["floor_pct"]),
         ]  # fmt: skip
     return out
