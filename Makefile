@@ -5,6 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARTIFACTS ?= artifacts/churn
 RAY_TMPDIR ?= /tmp/isvc-ray
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 # HAProxy + direct ingress: Ray's own proxy costs ~6 ms CPU per request (DESIGN §4).
 export RAY_SERVE_ENABLE_HA_PROXY ?= 1
 
@@ -12,9 +13,10 @@ export RAY_SERVE_ENABLE_HA_PROXY ?= 1
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -c requirements.lock -e ".[test]"
+	$(PY) -m pip install -q uv==0.13.9
+	# uv installs the pinned set in seconds; torch 2.13.0's CPU build comes from this machine's disk.
+	$(VENV)/bin/uv pip install -q --python $(PY) $(FIND_LINKS) \
+		-c requirements.lock torch==2.13.0+cpu -e ".[test]"
 	touch $@
 
 install: $(VENV)/.installed
