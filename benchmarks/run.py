@@ -225,7 +225,11 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def render(
-    rows: Sequence[Row], checks: Sequence[dict[str, Any]], floor_rows_s: float | None, idle: dict[str, float]
+    rows: Sequence[Row],
+    checks: Sequence[dict[str, Any]],
+    floor_rows_s: float | None,
+    idle: dict[str, float],
+    floor_one_row: float | None = None,
 ) -> str:
     """The results table, the floor and the ratio checks as plain text."""
     head = (
@@ -241,6 +245,9 @@ def render(
             f"{r.other_cores:>9.2f}" + ("  INVALID (port shared)" if row.shared_with else "")
         )
     lines.append(f"in-process floor (256 rows): {_fmt(floor_rows_s, ',.0f')} rows/s")
+    lines.append(
+        f"in-process floor (1 row per call, scaler + predict_proba): {_fmt(floor_one_row, ',.0f')} calls/s"
+    )
     idles = ", ".join(f"{name} {cores:.2f}" for name, cores in idle.items())
     lines.append(f"idle CPU of each server tree, cores (included in CPU ms/req): {idles or '-'}")
     lines.append("")
@@ -295,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     artifacts = _servers.build_artifacts(args.artifacts.resolve())
     log("measuring the in-process floor")
     floor = measure_floor(artifacts)
+    floor_one_row = measure_floor(artifacts, rows=1)
     rows: list[Row] = []
     idle: dict[str, float] = {}
     skipped: list[str] = []
@@ -336,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 server.stop()
 
     checks = ratios(rows, floor, args.batch_rows)
-    print(render(rows, checks, floor, idle), flush=True)
+    print(render(rows, checks, floor, idle, floor_one_row), flush=True)
     wall_s = round(time.monotonic() - started, 1)
     results = {
         "meta": {
@@ -350,6 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "failed": failed,
         },
         "floor_rows_s": floor,
+        "floor_one_row_calls_s": floor_one_row,
         "idle_cores": idle,
         "results": [r.as_dict() for r in rows],
         "checks": checks,

@@ -195,3 +195,30 @@ async def test_user_hook_exception_is_500_naming_the_hook(churn_artifacts, monke
         assert r.status_code == 500
         assert "preprocess raised KeyError" in r.json()["error"]
         assert (await c.get("/v2/health/live")).status_code == 200
+
+
+async def test_not_ready_is_503_and_overload_is_503():
+    import numpy as np
+
+    async def predict(batch):
+        await asyncio.sleep(0.05)
+        return np.zeros(len(batch))
+
+    loading = ModelPipeline("m", predict=predict, ready=lambda: False)
+    app = create_app({"m": loading})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        r = await c.post("/v1/models/m:predict", json={"instances": [[1.0]]})
+        assert r.status_code == 503 and "not ready" in r.json()["error"]
+        assert (await c.get("/v2/models/m/ready")).status_code == 503
+        assert (await c.get("/v2/health/ready")).status_code == 503
+        assert (await c.get("/v2/health/live")).status_code == 200
+
+    app = create_app({"m": ModelPipeline("m", predict=predict)}, max_inflight=2)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        rs = await asyncio.gather(
+            *(c.post("/v1/models/m:predict", json={"instances": [[1.0]]}) for _ in range(6))
+        )
+        codes = sorted(r.status_code for r in rs)
+        assert codes.count(200) == 2 and codes.count(503) == 4
+        assert all("overloaded" in r.json()["error"] for r in rs if r.status_code == 503)
+        assert (await c.post("/v1/models/m:predict", json={"instances": [[1.0]]})).status_code == 200
