@@ -273,6 +273,7 @@ def start_serve(target: str, artifacts: Path, name: str, ray_tmpdir: str = "/tmp
     Path(ray_tmpdir).mkdir(parents=True, exist_ok=True)
     env = {
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1",
         "RAY_ADDRESS": "local",
         "RAY_TMPDIR": ray_tmpdir,
         "ISVC_ARTIFACTS": str(artifacts.resolve()),

@@ -27,7 +27,7 @@ Sink = Callable[[Any], Awaitable[Any]]
 class Coalescer:
     """Merges concurrent ``submit(batch)`` calls into at most ``max_inflight`` sink calls."""
 
-    def __init__(self, sink: Sink, window_s: float = 0.001, max_rows: int = 1024, max_inflight: int = 2):
+    def __init__(self, sink: Sink, window_s: float = 0.001, max_rows: int = 1024, max_inflight: int = 4):
         self._sink = sink
         self._window_s = window_s
         self._max_rows = max_rows

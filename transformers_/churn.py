@@ -108,7 +108,7 @@ class ChurnTransformer(Transformer):
         if isinstance(response, InferResponse):
             out = response.outputs[0]
             probs = self._churn_probs(np.asarray(out.data, dtype=np.float64).reshape(out.shape))
-            tiers = np.array([risk_tier(p) for p in probs], dtype=object)
+            tiers = np.where(probs > 0.7, "HIGH", np.where(probs > 0.3, "MEDIUM", "LOW")).astype(object)
             response.outputs = [
                 InferOutput.from_numpy("churn_probability", probs),
                 InferOutput.from_numpy("risk_tier", tiers),
