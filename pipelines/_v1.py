@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 try:  # orjson is optional: faster, and serialises numpy natively.
     import orjson
 except ImportError:  # pragma: no cover - depends on the environment
-    orjson = None
+    orjson = None  # type: ignore[assignment]
 
 __all__ = [
     "decode_v1",
