@@ -10,25 +10,24 @@ collected into one :class:`~pipelines.errors.SpecError`, one line per field path
 
 from __future__ import annotations
 
-import difflib
 import logging
 import re
-import types
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Union, get_args, get_origin
+from typing import Any, ClassVar, Literal
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    ValidationError,
-    field_validator,
-    model_validator,
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from pipelines._spec_lint import (
+    _CONTAINER_FIELDS,
+    _POD_FIELDS,
+    _join,
+    _lint,
+    _Model,
+    _suggest,
+    _translate,
+    parse_kserve_args,
 )
-from pydantic.alias_generators import to_camel
-
+from pipelines._spec_load import _pick_doc, _read_docs, _serve_source
 from pipelines.errors import SpecError
 
 __all__ = [
@@ -69,42 +68,9 @@ _CONTAINERS_MSG = (
     "containers/images can't run here (there is no Kubernetes): serve a Python class instead "
     'with custom: {class: "module:Class"}'
 )
-_POD_FIELDS = frozenset(
-    """serviceAccountName nodeSelector tolerations affinity imagePullSecrets securityContext volumes
-    priorityClassName priority schedulerName hostNetwork hostIPC hostPID dnsPolicy dnsConfig hostAliases
-    runtimeClassName topologySpreadConstraints terminationGracePeriodSeconds automountServiceAccountToken
-    enableServiceLinks shareProcessNamespace preemptionPolicy overhead readinessGates restartPolicy
-    activeDeadlineSeconds nodeName hostname subdomain os schedulingGates resourceClaims ephemeralContainers
-    labels annotations logger deploymentStrategy""".split()
-)
-_CONTAINER_FIELDS = frozenset(
-    """name image imagePullPolicy command ports livenessProbe readinessProbe startupProbe volumeMounts
-    volumeDevices securityContext workingDir lifecycle terminationMessagePath terminationMessagePolicy
-    stdin stdinOnce tty envFrom resizePolicy restartPolicy runtimeVersion""".split()
-)
 _QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|m|k|Ki|[MGTPE]i?)?$")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-
-class _Model(BaseModel):
-    """Base: camelCase aliases as in KServe; unknown keys are caught by the lint pass."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        alias_generator=to_camel,
-        populate_by_name=True,
-        coerce_numbers_to_str=True,
-        protected_namespaces=(),
-    )
-    k8s_ignored: ClassVar[frozenset[str]] = frozenset()
-    """Keys accepted but meaningless here: reported once in ``ignored_fields``."""
-    rejected: ClassVar[dict[str, str]] = {}
-    """Keys that are errors with a fixed explanation."""
-
-    @classmethod
-    def _lint_extra(cls, data: dict[str, Any], path: str, problems: list[str], ignored: list[str]) -> None:
-        """Hook: checks of raw data that need the full path (override in subclasses)."""
 
 
 def _quantity(value: str | None) -> str | None:
@@ -433,125 +399,6 @@ class InferenceService(_Model):
         return {"apiVersion": self.api_version, "kind": self.kind, **body}
 
 
-# ---------------------------------------------------------------- helpers
-
-
-def parse_kserve_args(items: list[Any], problems: list[str] | None = None) -> dict[str, Any]:
-    """KServe-style container args to a dict (values stay strings; a bare flag is ``True``).
-
-    A bad item raises ``ValueError("[2]: ...")``, or is appended to ``problems`` when given::
-
-        >>> parse_kserve_args(["--model_name=sentiment", "--max_length", "128", "--fast"])
-        {'model_name': 'sentiment', 'max_length': '128', 'fast': True}
-    """
-    out: dict[str, Any] = {}
-    pending: str | None = None
-    for i, item in enumerate(items):
-        if isinstance(item, str) and item.startswith("--") and len(item) > 2:
-            key, eq, value = item[2:].partition("=")
-            out[key] = value if eq else True
-            pending = None if eq else key
-        elif isinstance(item, str) and pending is not None:
-            out[pending], pending = item, None
-        else:
-            line = f"[{i}]: expected a string like '--name=value', got {item!r}"
-            if problems is None:
-                raise ValueError(line)
-            problems.append(line)
-    return out
-
-
-def _suggest(word: str, choices: Any) -> str:
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean '{match[0]}'?" if match else ""
-
-
-def _join(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", key):
-        return f"{path}.{key}" if path else key
-    return f'{path}["{key}"]'
-
-
-def _nested(annotation: Any) -> tuple[str, type[_Model]] | None:
-    """('model'|'list', cls) when a field holds a model or a list of them."""
-    origin, args = get_origin(annotation), get_args(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, _Model):
-        return "model", annotation
-    if origin is list and args:
-        inner = _nested(args[0])
-        return ("list", inner[1]) if inner and inner[0] == "model" else None
-    if origin is Union or origin is types.UnionType:
-        for arg in args:
-            if (inner := _nested(arg)) is not None:
-                return inner
-    return None
-
-
-def _misplaced(key: Any, data: dict[str, Any], fields: dict[str, Any]) -> str:
-    """A hint when ``key`` is a field one level down, e.g. storageUri beside an empty ``sklearn:``."""
-    homes = [a for a, ann in fields.items() if (n := _nested(ann)) and key in _aliases(n[1])]
-    homes.sort(key=lambda a: a not in data)
-    return f"; did you mean to indent it under '{homes[0]}'?" if homes else ""
-
-
-def _aliases(model: type[_Model]) -> set[str]:
-    return {f.alias or name for name, f in model.model_fields.items()}
-
-
-def _lint(data: Any, model: type[_Model], path: str, problems: list[str], ignored: list[str]) -> Any:
-    """Walk raw data along ``model``: report unknown/rejected keys, collect ignored ones, drop both."""
-    if not isinstance(data, dict):
-        return data
-    fields = {(f.alias or name): f.annotation for name, f in model.model_fields.items()}  # by alias
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        p = _join(path, str(key))
-        if key in model.rejected:
-            problems.append(f"{p}: {model.rejected[key]}")
-        elif key in model.k8s_ignored:
-            ignored.append(p)
-            if key in fields:
-                out[key] = value
-        elif key not in fields:
-            problems.append(
-                f"{p}: unknown field{_suggest(str(key), fields) or _misplaced(key, data, fields)}"
-            )
-        else:
-            nested = _nested(fields[key])
-            if nested and nested[0] == "model":
-                value = _lint(value, nested[1], p, problems, ignored)
-            elif nested and isinstance(value, list):
-                value = [_lint(v, nested[1], _join(p, i), problems, ignored) for i, v in enumerate(value)]
-            out[key] = value
-    model._lint_extra(out, path, problems, ignored)
-    return out
-
-
-def _translate(exc: ValidationError, earlier: list[str]) -> list[str]:
-    """pydantic errors → ``path: message`` lines, skipping those an earlier problem explains."""
-    lines = []
-    for err in exc.errors():
-        path = ""
-        for part in err["loc"]:
-            if isinstance(part, str) and ("[" in part or part.startswith("function-")):
-                continue  # a union/validator tag, not a field
-            path = _join(path, part)
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        value = err.get("input")
-        if (
-            err["type"] != "missing"
-            and isinstance(value, str | int | float | bool)
-            and repr(value) not in msg
-        ):
-            msg += f" (got {value!r})"
-        if any(e.startswith(path) and not e.startswith(f"{path}:") for e in earlier if path):
-            continue
-        lines.append(f"{path or 'document'}: {msg}")
-    return lines
-
-
 def parse_isvc(doc: Any) -> InferenceService:
     """Validate one InferenceService mapping (already read from YAML).
 
@@ -576,51 +423,13 @@ def parse_isvc(doc: Any) -> InferenceService:
     return isvc
 
 
-def _read_docs(source: str | Path | dict[str, Any]) -> list[Any]:
-    if isinstance(source, dict):
-        return [source]
-    text, where = source, "<yaml>"
-    looks_like_path = (
-        isinstance(source, str)
-        and "\n" not in source
-        and (source.endswith((".yaml", ".yml", ".json")) or Path(source).is_file())
-    )
-    if isinstance(source, Path) or looks_like_path:
-        where = str(source)
-        try:
-            text = Path(source).read_text()
-        except OSError as exc:
-            raise SpecError([f"{where}: cannot read ({exc.strerror or exc})"]) from None
-    try:
-        docs = [d for d in yaml.safe_load_all(str(text)) if d is not None]
-    except yaml.YAMLError as exc:
-        raise SpecError([f"{where}: not valid YAML: {exc}"]) from None
-    if docs == [source]:  # a one-line string that is neither a file nor a mapping
-        raise SpecError([f"{source}: no such file, and not InferenceService YAML"])
-    return docs
-
-
 def load_isvc(source: str | Path | dict[str, Any], *, name: str | None = None) -> InferenceService:
     """Load an InferenceService from a path, YAML text or dict; ``name`` picks one of several docs.
 
     >>> load_isvc("configs/isvc/churn.yaml").metadata.name
     'churn-classifier'
     """
-    docs = _read_docs(source)
-    kinds = [d.get("kind", KIND) if isinstance(d, dict) else type(d).__name__ for d in docs]
-    found = [d for d, k in zip(docs, kinds, strict=True) if k == KIND]
-    names = [str((d.get("metadata") or {}).get("name")) for d in found]
-    if name is not None:
-        found = [d for d, n in zip(found, names, strict=True) if n == name]
-        if not found:
-            raise SpecError([f"no InferenceService named {name!r} (found: {', '.join(names) or 'none'})"])
-    if not found:
-        raise SpecError(
-            [f"no InferenceService document (kinds found: {', '.join(map(str, kinds)) or 'none'})"]
-        )
-    if len(found) > 1:
-        raise SpecError([f"{len(found)} InferenceService documents ({', '.join(names)}); pick one by name"])
-    return parse_isvc(found[0])
+    return parse_isvc(_pick_doc(_read_docs(source), name, KIND))
 
 
 def isvc_from_serve_args(args: Any, base_dir: str | Path | None = None) -> InferenceService:
@@ -631,23 +440,5 @@ def isvc_from_serve_args(args: Any, base_dir: str | Path | None = None) -> Infer
         >>> isvc_from_serve_args({"isvc": "isvc/churn.yaml"}, base_dir="configs").metadata.name
         'churn-classifier'
     """
-    if not isinstance(args, dict):
-        raise SpecError([f"args: expected a mapping with 'isvc', got {type(args).__name__}"])
-    problems = [
-        f"args.{k}: unknown key{_suggest(str(k), ('isvc', 'name'))}"
-        for k in args
-        if k not in ("isvc", "name")
-    ]
-    if "isvc" not in args:
-        problems.append("args.isvc: required (an InferenceService mapping or a path to its YAML)")
-    if problems:
-        raise SpecError(problems)
-    value, name = args["isvc"], args.get("name")
-    if isinstance(value, str) and "\n" not in value:
-        path = Path(value)
-        if not path.is_absolute() and base_dir is not None:
-            path = Path(base_dir) / path
-        return load_isvc(path, name=name)
-    if isinstance(value, dict | str):
-        return load_isvc(value, name=name)
-    raise SpecError([f"args.isvc: expected a mapping or a path, got {type(value).__name__}"])
+    source, name = _serve_source(args, base_dir)
+    return load_isvc(source, name=name)
