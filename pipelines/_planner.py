@@ -44,18 +44,10 @@ from pipelines.spec import (
     TransformerSpec,
     parse_kserve_args,
 )
+from predictors.registry import RUNTIME_ALIASES
 
 __all__ = ["build_plan", "RUNTIME_ALIASES", "parse_quantity", "parse_cpu", "parse_memory"]
 
-RUNTIME_ALIASES: dict[str, str] = {
-    "sklearn": "predictors.sklearn:SKLearnPredictor",
-    "xgboost": "predictors.xgboost:XGBoostPredictor",
-    "lightgbm": "predictors.lightgbm:LightGBMPredictor",
-    "pytorch": "predictors.pytorch:PyTorchPredictor",
-    "onnx": "predictors.onnx:ONNXPredictor",
-    "huggingface": "predictors.huggingface:HuggingFacePredictor",
-}
-"""KServe runtime / ``modelFormat.name`` → predictor import string."""
 
 SERVERLESS, RAW_DEPLOYMENT = "Serverless", "RawDeployment"
 _MODES = {
