@@ -74,5 +74,5 @@ def predictor_metadata(predictor: Predictor) -> dict[str, Any]:
     return {
         "inputs": [dict(t) for t in predictor.inputs()],
         "outputs": [dict(t) for t in predictor.outputs()],
-        "platform": getattr(predictor, "platform", type(predictor).__name__),
+        "platform": predictor.platform,
     }

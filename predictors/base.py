@@ -36,6 +36,9 @@ class Predictor:
     ``load`` and ``predict``; everything else has a default. No Ray here.
     """
 
+    platform = "custom"
+    """Reported as ``platform`` in V2 model metadata."""
+
     def __init__(self, name: str, **options: Any) -> None:
         self.name = name
         self.options = options

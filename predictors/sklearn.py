@@ -44,6 +44,8 @@ class SKLearnPredictor(Predictor):
     option is ``method: predict_proba`` in the component's ``args``.
     """
 
+    platform = "sklearn"
+
     def __init__(self, name: str, method: str = "predict", **options: Any) -> None:
         super().__init__(name, **options)
         if method not in METHODS:
