@@ -113,6 +113,7 @@ async def test_health_and_metadata(client):
     meta = (await client.get("/v2/models/churn-classifier")).json()
     assert meta["inputs"][0]["shape"] == [-1, 5] and meta["inputs"][0]["datatype"] == "FP64"
     assert meta["outputs"][0]["shape"] == [-1, 2]
+    assert meta["platform"] == "sklearn"
     assert (await client.get("/v2/models/churn-classifier/ready")).json()["ready"] is True
 
 
