@@ -148,7 +148,11 @@ class IngressDeployment:
 
     def __serve_build_asgi_app__(self) -> Any:
         scaling = self.plan.transformer.scaling if self.plan.transformer else self.plan.predictor.scaling
-        return create_app({self.plan.name: self.pipeline}, max_inflight=scaling.max_ongoing_requests)
+        return create_app(
+            {self.plan.name: self.pipeline},
+            max_inflight=scaling.max_ongoing_requests,
+            timeout_s=scaling.timeout_s,
+        )
 
 
 def build_app(plan: ServicePlan) -> Any:

@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -23,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pipelines._pipeline import ModelPipeline, require_dict
-from pipelines.errors import ISVCError, ModelNotFound, ModelNotReady
+from pipelines.errors import ISVCError, ModelNotFound, ModelNotReady, RequestTimeout
 from pipelines.protocol import InferRequest, decode_v1, dumps, parse_json
 
 __all__ = ["create_app", "SERVER_NAME", "SERVER_VERSION"]
@@ -52,8 +53,14 @@ class _Limiter:
         self.inflight = 0
 
 
-def create_app(models: Mapping[str, ModelPipeline], max_inflight: int | None = None) -> Starlette:
-    """Build the V1/V2 ASGI app over ``models`` (name → :class:`ModelPipeline`)."""
+def create_app(
+    models: Mapping[str, ModelPipeline], max_inflight: int | None = None, timeout_s: float | None = None
+) -> Starlette:
+    """Build the V1/V2 ASGI app over ``models`` (name → :class:`ModelPipeline`).
+
+    ``max_inflight``: more predict/infer requests in flight answer 503 at once.
+    ``timeout_s`` (the component's ``timeout``): a slower predict/infer answers 504.
+    """
     limiter = _Limiter(max_inflight)
 
     def model(request: Request, ready: bool = True) -> ModelPipeline:
@@ -74,7 +81,15 @@ def create_app(models: Mapping[str, ModelPipeline], max_inflight: int | None = N
                 return error_response(503, f"server overloaded: {limiter.inflight} requests in flight")
             limiter.inflight += 1
             try:
-                result = await fn(request)
+                if limited and timeout_s:
+                    try:
+                        result = await asyncio.wait_for(fn(request), timeout_s)
+                    except asyncio.TimeoutError:
+                        raise RequestTimeout(
+                            f"request took longer than the timeout of {timeout_s:g}s"
+                        ) from None
+                else:
+                    result = await fn(request)
             except ISVCError as exc:
                 if exc.status_code >= 500:
                     logger.warning("%s %s: %s", request.method, request.url.path, exc)

@@ -14,6 +14,7 @@ __all__ = [
     "ModelNotFound",
     "ModelNotReady",
     "ServerOverloaded",
+    "RequestTimeout",
     "UserCodeError",
     "PredictorError",
     "StorageError",
@@ -64,6 +65,12 @@ class ServerOverloaded(ISVCError):
     """Back-pressure: too many requests in flight or queued (503), as Ray Serve does."""
 
     status_code = 503
+
+
+class RequestTimeout(ISVCError):
+    """The component's ``timeout`` passed before the response was ready (504)."""
+
+    status_code = 504
 
 
 class UserCodeError(ISVCError):

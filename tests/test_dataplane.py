@@ -223,3 +223,19 @@ async def test_not_ready_is_503_and_overload_is_503():
         assert codes.count(200) == 2 and codes.count(503) == 4
         assert all("overloaded" in r.json()["error"] for r in rs if r.status_code == 503)
         assert (await c.post("/v1/models/m:predict", json={"instances": [[1.0]]})).status_code == 200
+
+
+async def test_component_timeout_is_504_and_server_keeps_serving():
+    import numpy as np
+
+    async def predict(batch):
+        if batch[0][0] > 0:
+            await asyncio.sleep(1.0)
+        return np.zeros(len(batch))
+
+    app = create_app({"m": ModelPipeline("m", predict=predict)}, timeout_s=0.05)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        slow = await c.post("/v1/models/m:predict", json={"instances": [[1.0]]})
+        assert slow.status_code == 504 and "timeout of 0.05s" in slow.json()["error"]
+        fast = await c.post("/v1/models/m:predict", json={"instances": [[0.0]]})
+        assert fast.status_code == 200 and fast.json() == {"predictions": [0.0]}
