@@ -11,13 +11,14 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pipelines._batching import Failure, run_one
 from pipelines.errors import ServerOverloaded
 
-__all__ = ["local_sink", "remote_sink"]
+__all__ = ["local_sink", "remote_sink", "traffic_split"]
 
 Sink = Callable[[Any], Awaitable[Any]]
 
@@ -49,3 +50,19 @@ def remote_sink(handle: Any) -> Sink:
         return result
 
     return sink
+
+
+def traffic_split(
+    stable: Sink, canary: Sink | None, percent: int | None, rand: Callable[[], float] = random.random
+) -> Sink:
+    """``percent`` % of requests to ``canary`` (KServe's ``canaryTrafficPercent``), the rest to ``stable``."""
+    if canary is None or not percent:
+        return stable
+    if percent >= 100:
+        return canary
+    canary_sink = canary
+
+    async def route(batch: Any) -> Any:
+        return await (canary_sink if rand() * 100 < percent else stable)(batch)
+
+    return route

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from pipelines._coalesce import Coalescer
 from pipelines._components import load_predictor, load_transformer, predictor_metadata
 from pipelines._pipeline import ModelPipeline
 from pipelines._planner import build_plan
-from pipelines._sinks import local_sink, remote_sink
+from pipelines._sinks import local_sink, remote_sink, traffic_split
 from pipelines.dataplane import create_app
 from pipelines.plan import PredictorNode, Resources, Scaling, ServicePlan
 from pipelines.spec import isvc_from_serve_args
@@ -120,22 +119,22 @@ class IngressDeployment:
     ) -> None:
         self.plan = plan
         self.transformer = await load_transformer(plan) if plan.transformer else None
-        if predictor is None:  # collocated: the model lives in this replica, no hop at all
+        if predictor is None:  # collocated: the model(s) live in this replica, no hop at all
             local = load_predictor(plan.name, plan.predictor)
             sinks = [local_sink(local)]
+            if plan.canary is not None:
+                sinks.append(local_sink(load_predictor(plan.name, plan.canary)))
             meta = predictor_metadata(local)
         else:
             sinks = [remote_sink(predictor)] + ([remote_sink(canary)] if canary is not None else [])
             meta = await predictor.metadata.remote()
         window_s = plan.coalesce_window_ms / 1000
         coalescers = [Coalescer(s, window_s=window_s, max_rows=plan.coalesce_max_rows) for s in sinks]
-        percent = plan.canary_traffic_percent if canary is not None else None
-
-        async def predict(batch: Any) -> Any:
-            if percent is not None and random.random() * 100 < percent:
-                return await coalescers[1].submit(batch)
-            return await coalescers[0].submit(batch)
-
+        predict = traffic_split(
+            coalescers[0].submit,
+            coalescers[1].submit if len(coalescers) > 1 else None,
+            plan.canary_traffic_percent,
+        )
         self.pipeline = ModelPipeline(
             plan.name,
             predict=predict,
