@@ -109,18 +109,22 @@ def _ann_path(key: str) -> str:
     return f'metadata.annotations["{key}"]'
 
 
-def _positive(value: str) -> float:
-    number = float(value)
-    if not number > 0:
-        raise ValueError
-    return number
+def _at_least(cast: Callable[[str], Any], low: float, *, strict: bool = False) -> Callable[[str], Any]:
+    """A parser of annotation strings: ``cast(value)`` that must be ``>= low`` (``> low`` if strict)."""
+
+    def parse(value: str) -> Any:
+        number = cast(value)
+        if not (number > low if strict else number >= low):  # NaN fails both
+            raise ValueError
+        return number
+
+    return parse
 
 
-def _count(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise ValueError
-    return number
+_positive = _at_least(float, 0, strict=True)
+_count = _at_least(int, 0)
+_non_negative = _at_least(float, 0)
+_at_least_one = _at_least(int, 1)
 
 
 def _ann(
@@ -304,20 +308,6 @@ def _bool(value: str) -> bool:
     if value.strip().lower() not in ("true", "false"):
         raise ValueError
     return value.strip().lower() == "true"
-
-
-def _non_negative(value: str) -> float:
-    number = float(value)
-    if not number >= 0:
-        raise ValueError
-    return number
-
-
-def _at_least_one(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError
-    return number
 
 
 def build_plan(isvc: InferenceService) -> ServicePlan:
