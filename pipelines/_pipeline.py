@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines._binary import BinaryBody
 from pipelines.errors import InvalidInput, ISVCError, UserCodeError
 from pipelines.protocol import InferOutput, InferRequest, InferResponse, instances_to_array
 from transformers_.base import Transformer
@@ -135,8 +136,12 @@ class ModelPipeline:
             response = await call_hook(self.transformer, "postprocess", response, headers)
         return response
 
-    async def infer_v2(self, request: InferRequest, headers: dict[str, str]) -> dict[str, Any]:
-        """A V2 ``/infer`` request → the V2 response body (requested outputs only)."""
+    async def infer_v2(self, request: InferRequest, headers: dict[str, str]) -> dict[str, Any] | BinaryBody:
+        """A V2 ``/infer`` request → the V2 response body (requested outputs only).
+
+        When the request asks for binary outputs (binary tensor data extension), a
+        :class:`BinaryBody` instead of the JSON dict.
+        """
         payload: Any = request
         if self._pre:
             payload = await call_hook(self.transformer, "preprocess", payload, headers)
@@ -152,15 +157,15 @@ class ModelPipeline:
         if self._post:
             response = await call_hook(self.transformer, "postprocess", response, headers)
         requested = [o["name"] if isinstance(o, dict) else o for o in (request.outputs or [])] or None
+        if isinstance(response, dict) and "outputs" in response:
+            response = InferResponse.from_json({"model_name": self.name, "id": request.id, **response})
         if isinstance(response, InferResponse):
             if response.id is None:
                 response.id = request.id
+            if request.wants_binary():
+                return BinaryBody(*response.to_binary(requested, request.binary_output))
             return response.to_json(requested)
         if isinstance(response, dict):
-            if "outputs" in response:
-                return InferResponse.from_json(
-                    {"model_name": self.name, "id": request.id, **response}
-                ).to_json(requested)
             return response
         raise UserCodeError("postprocess", TypeError(f"returned {type(response).__name__}, expected a dict"))
 

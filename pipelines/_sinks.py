@@ -10,12 +10,11 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pipelines._batching import Failure, run_one
+from pipelines._batching import Failure, InlineOrThread, run_one
 from pipelines.errors import ServerOverloaded
 
 __all__ = ["local_sink", "remote_sink", "traffic_split"]
@@ -23,11 +22,12 @@ __all__ = ["local_sink", "remote_sink", "traffic_split"]
 Sink = Callable[[Any], Awaitable[Any]]
 
 
-def local_sink(predictor: Any) -> Sink:
-    """Run ``predictor.predict`` on a worker thread (never on the event loop)."""
+def local_sink(predictor: Any, runner: InlineOrThread | None = None) -> Sink:
+    """Run ``predictor.predict`` on a worker thread, or inline once it has proven short."""
+    run = runner or InlineOrThread()
 
     async def sink(batch: Any) -> Any:
-        result = await asyncio.to_thread(run_one, predictor.predict, batch)
+        result = await run(run_one, predictor.predict, batch)
         if isinstance(result, Failure):
             raise result.to_error()
         return result

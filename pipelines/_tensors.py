@@ -190,6 +190,11 @@ class _Tensor:
             raise InvalidInput(f"{where}: expected an object, got {show_json(d)[:60]}")
         for key in ("name", "shape", "datatype", "data"):
             if key not in d:
+                if key == "data" and "binary_data_size" in (d.get("parameters") or {}):
+                    raise InvalidInput(
+                        f"{where}: parameters.binary_data_size is set but the request has no "
+                        "Inference-Header-Content-Length header (binary tensor data extension)"
+                    )
                 raise InvalidInput(f'{where}: missing required field "{key}"')
         name, shape, datatype, data = d["name"], d["shape"], d["datatype"], d["data"]
         if type(name) is not str or not name:
@@ -202,7 +207,7 @@ class _Tensor:
             raise InvalidInput(
                 f"{where}.datatype: unknown datatype {show_json(datatype)}; expected one of {_KNOWN}"
             )
-        if type(data) is not list:
+        if type(data) is not list and not isinstance(data, np.ndarray):  # arrays: binary extension
             raise InvalidInput(f"{where}.data: expected a list, got {show_json(data)[:60]}")
         params = d.get("parameters")
         if params is not None and type(params) is not dict:

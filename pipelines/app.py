@@ -16,7 +16,6 @@ with the ``isvc.dev/collocate: "true"`` annotation, runs inside the ingress repl
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from pipelines._batching import predict_many
+from pipelines._batching import InlineOrThread, predict_many
 from pipelines._coalesce import Coalescer
 from pipelines._components import load_predictor, load_transformer, predictor_metadata
 from pipelines._pipeline import ModelPipeline
@@ -86,6 +85,7 @@ class PredictorDeployment:
     def __init__(self, name: str, node: PredictorNode) -> None:
         self.name = name
         self.predictor = load_predictor(name, node)
+        self._run = InlineOrThread()
         batching = node.batching
         self.predict_batched.set_max_batch_size(batching.max_batch_size if batching else PREDICTOR_MAX_BATCH)
         self.predict_batched.set_batch_wait_timeout_s(batching.max_latency_ms / 1000 if batching else 0.0)
@@ -96,7 +96,7 @@ class PredictorDeployment:
 
     @serve.batch(max_batch_size=PREDICTOR_MAX_BATCH, batch_wait_timeout_s=0.0)
     async def predict_batched(self, batches: list[Any]) -> list[Any]:
-        return await asyncio.to_thread(predict_many, self.predictor.predict, batches)
+        return await self._run(predict_many, self.predictor.predict, batches)
 
     def metadata(self) -> dict[str, Any]:
         return predictor_metadata(self.predictor)

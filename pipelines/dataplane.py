@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from pipelines._binary import BINARY_CONTENT_TYPE, HEADER, BinaryBody, decode_request
 from pipelines._pipeline import ModelPipeline, require_dict
 from pipelines.errors import ISVCError, ModelNotFound, ModelNotReady, RequestTimeout
 from pipelines.protocol import InferRequest, decode_v1, dumps, parse_json
@@ -121,7 +122,7 @@ def create_app(
 
     # ---- V2 ---------------------------------------------------------------------------
     async def v2_server(request: Request) -> Any:
-        return {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": []}
+        return {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": ["binary_tensor_data"]}
 
     async def v2_live(request: Request) -> Any:
         return {"live": True}
@@ -139,8 +140,20 @@ def create_app(
 
     async def v2_infer(request: Request) -> Any:
         pipe = model(request)
-        infer_request = InferRequest.from_json(require_dict(await body_of(request)))
-        return await pipe.infer_v2(infer_request, dict(request.headers))
+        header_length = request.headers.get(HEADER)
+        if header_length is None:
+            body = await body_of(request)
+        else:  # binary tensor data extension: JSON header, then raw tensor bytes
+            body = decode_request(await request.body(), header_length)
+        infer_request = InferRequest.from_json(require_dict(body))
+        result = await pipe.infer_v2(infer_request, dict(request.headers))
+        if isinstance(result, BinaryBody):
+            return Response(
+                result.body,
+                media_type=BINARY_CONTENT_TYPE,
+                headers={HEADER: str(result.json_length)},
+            )
+        return result
 
     async def root(request: Request) -> Any:
         return {"status": "alive"}

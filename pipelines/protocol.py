@@ -16,11 +16,13 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from pipelines._binary import encode_tensor
 from pipelines._tensors import DATATYPES, _Tensor, datatype_of
 from pipelines._v1 import (
     decode_v1,
@@ -175,6 +177,23 @@ class InferRequest:
                 names.append(o["name"])
         return cls(inputs, req_id, params, names, model_name, out_params)
 
+    def binary_output(self, name: str) -> bool:
+        """Whether output ``name`` goes back as raw bytes (binary tensor data extension).
+
+        The output's own ``parameters.binary_data`` decides; else the request's
+        ``parameters.binary_data_output``; else JSON.
+        """
+        own = self.output_parameters.get(name, {}).get("binary_data")
+        if own is not None:
+            return own is True
+        return bool(self.parameters) and self.parameters.get("binary_data_output") is True  # type: ignore[union-attr]
+
+    def wants_binary(self) -> bool:
+        """Whether any output may go back as raw bytes."""
+        if self.parameters and self.parameters.get("binary_data_output") is True:
+            return True
+        return any(p.get("binary_data") is True for p in self.output_parameters.values())
+
     def get_input(self, name: str) -> InferInput:
         """The input called ``name``; an unknown name is an ``InvalidInput`` listing the inputs."""
         for x in self.inputs:
@@ -279,6 +298,31 @@ class InferResponse:
 
         A requested name the model did not produce is an ``InvalidInput`` listing those it did.
         """
+        d = self._head()
+        d["outputs"] = [o.to_json() for o in self._select(requested)]
+        return d
+
+    def to_binary(self, requested: list[str] | None, binary: Callable[[str], bool]) -> tuple[bytes, int]:
+        """The body with the outputs ``binary(name)`` picks as raw bytes after the JSON part.
+
+        Returns the whole body and the JSON part's length (the ``Inference-Header-Content-Length``).
+        """
+        d = self._head()
+        outs: list[dict[str, Any]] = []
+        chunks: list[bytes] = []
+        for o in self._select(requested):
+            if not binary(o.name):
+                outs.append(o.to_json())
+                continue
+            raw = encode_tensor(o.data, o.datatype)
+            chunks.append(raw)
+            params = {**(o.parameters or {}), "binary_data_size": len(raw)}
+            outs.append({"name": o.name, "shape": o.shape, "datatype": o.datatype, "parameters": params})
+        d["outputs"] = outs
+        head = dumps(d)
+        return head + b"".join(chunks), len(head)
+
+    def _head(self) -> dict[str, Any]:
         d: dict[str, Any] = {"model_name": self.model_name}
         if self.model_version is not None:
             d["model_version"] = self.model_version
@@ -286,6 +330,9 @@ class InferResponse:
             d["id"] = self.id
         if self.parameters:
             d["parameters"] = self.parameters
+        return d
+
+    def _select(self, requested: list[str] | None) -> list[InferOutput]:
         outputs = self.outputs
         if requested is not None:
             by_name = {o.name: o for o in outputs}
@@ -295,8 +342,7 @@ class InferResponse:
                         f"requested output {n!r} does not exist; available outputs: {list(by_name)}"
                     )
             outputs = [by_name[n] for n in requested]
-        d["outputs"] = [o.to_json() for o in outputs]
-        return d
+        return outputs
 
     @classmethod
     def from_json(cls, body: Any) -> InferResponse:

@@ -4,11 +4,14 @@ only bad requests fail."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from pipelines._batching import Failure, predict_many
+from pipelines._batching import Failure, InlineOrThread, predict_many
 from pipelines._coalesce import Coalescer
 from pipelines.errors import InvalidInput
 
@@ -115,3 +118,36 @@ async def test_traffic_split_sends_the_canary_share():
     only_stable = traffic_split(sink("stable"), sink("canary"), 0)
     assert await only_stable(np.ones((1, 1))) == "stable"
     assert await traffic_split(sink("stable"), sink("canary"), 100)(np.ones((1, 1))) == "canary"
+
+
+async def test_inline_or_thread_moves_short_calls_onto_the_loop_and_slow_ones_off():
+    loop_thread = threading.get_ident()
+    where: list[bool] = []
+
+    def call(seconds: float) -> float:
+        where.append(threading.get_ident() == loop_thread)
+        time.sleep(seconds)
+        return seconds
+
+    run = InlineOrThread(inline_below_s=0.005, warmup_calls=2)
+    assert [await run(call, 0.0) for _ in range(4)] == [0.0] * 4
+    assert where == [False, False, True, True]  # timed on a thread first, then inline
+    for _ in range(6):  # the model grows slow: the moving average pushes it back to the thread
+        await run(call, 0.02)
+    assert where[-1] is False and not run.inline
+
+    never = InlineOrThread(inline_below_s=0)
+    for _ in range(4):
+        await never(call, 0.0)
+    assert where[-4:] == [False] * 4
+
+
+async def test_inline_or_thread_passes_exceptions_through():
+    def boom() -> None:
+        raise KeyError("x")
+
+    run = InlineOrThread(warmup_calls=1)
+    for _ in range(3):
+        with pytest.raises(KeyError):
+            await run(boom)
+    assert run.inline

@@ -126,3 +126,32 @@ async def test_churn_postprocess_v1_and_v2():
     assert [o["name"] for o in v2["outputs"]] == ["churn_probability", "risk_tier"]
     assert v2["outputs"][1]["data"] == ["MEDIUM"]
     assert (risk_tier(0.71), risk_tier(0.3), risk_tier(0.31)) == ("HIGH", "LOW", "MEDIUM")
+
+
+ROW5 = {"age": 41, "tenure_days": 30, "monthly_spend": 120.5, "support_tickets": 6, "last_login_days": 21}
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({**ROW5, "age": None}, r"instances\[1\]: every feature must be a number"),
+        ({**ROW5, "age": "old"}, r"instances\[1\]: every feature must be a number"),
+        ({**ROW5, "age": [1, 2]}, r"instances\[1\]: every feature must be a number"),
+        ([1, 2, 3], r"instances\[1\] has 3 values, expected 5"),
+        ("row", r"instances\[1\] must be an object or a list"),
+        ({k: v for k, v in ROW5.items() if k != "tenure_days"}, r"instances\[1\] is missing tenure_days"),
+    ],
+)
+async def test_churn_v1_bad_instance_is_named_in_a_batch(churn: ChurnTransformer, bad, message):
+    """The vectorized path and the row-by-row path accept and reject the same instances."""
+    with pytest.raises(InvalidInput, match=message):
+        await churn.preprocess({"instances": [ROW5, bad, ROW5]})
+
+
+async def test_churn_v1_objects_and_lists_scale_alike(churn: ChurnTransformer):
+    as_objects = await churn.preprocess({"instances": [ROW5] * 300})
+    as_lists = await churn.preprocess({"instances": [list(ROW5.values())] * 300})
+    mixed = await churn.preprocess({"instances": [ROW5, list(ROW5.values())]})
+    np.testing.assert_array_equal(as_objects, as_lists)
+    np.testing.assert_array_equal(mixed, as_lists[:2])
+    assert as_objects.shape == (300, 5)

@@ -14,6 +14,7 @@ V2 requests may carry one ``[N, 5]`` tensor or one ``[N]`` tensor per feature na
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 import joblib
@@ -34,6 +35,24 @@ def risk_tier(p: float) -> str:
     return "HIGH" if p > 0.7 else "MEDIUM" if p > 0.3 else "LOW"
 
 
+_values = itemgetter(*FEATURES)
+
+
+def _rows(instances: list[Any]) -> np.ndarray:
+    """``[N, 5]`` float64 rows from V1 instances (objects with the feature names, or lists).
+
+    The common case (every instance a complete object of numbers) is one vectorized
+    conversion; anything else goes row by row so the error names the instance and field.
+    """
+    try:
+        x = np.array([_values(inst) for inst in instances], dtype=np.float64)
+        if x.ndim == 2 and x.shape[1] == len(FEATURES) and np.isfinite(x).all():
+            return x
+    except (KeyError, TypeError, ValueError):
+        pass
+    return np.array([_row(i, inst) for i, inst in enumerate(instances)], dtype=np.float64)
+
+
 def _row(i: int, instance: Any) -> list[float]:
     if isinstance(instance, dict):
         missing = [f for f in FEATURES if f not in instance]
@@ -50,6 +69,11 @@ def _row(i: int, instance: Any) -> list[float]:
         return [float(v) for v in values]
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"instances[{i}]: every feature must be a number ({exc})") from exc
+
+
+def _tiers(probs: np.ndarray) -> np.ndarray:
+    """:func:`risk_tier` of every probability at once."""
+    return np.where(probs > 0.7, "HIGH", np.where(probs > 0.3, "MEDIUM", "LOW"))
 
 
 class ChurnTransformer(Transformer):
@@ -80,9 +104,7 @@ class ChurnTransformer(Transformer):
         instances = payload.get("instances", payload.get("inputs"))
         if not isinstance(instances, list) or not instances:
             raise InvalidInput('"instances" must be a non-empty list')
-        return self._scale_rows(
-            np.array([_row(i, inst) for i, inst in enumerate(instances)], dtype=np.float64)
-        )
+        return self._scale_rows(_rows(instances))
 
     def _from_v2(self, request: InferRequest) -> np.ndarray:
         if len(request.inputs) == 1:
@@ -108,7 +130,7 @@ class ChurnTransformer(Transformer):
         if isinstance(response, InferResponse):
             out = response.outputs[0]
             probs = self._churn_probs(np.asarray(out.data, dtype=np.float64).reshape(out.shape))
-            tiers = np.where(probs > 0.7, "HIGH", np.where(probs > 0.3, "MEDIUM", "LOW")).astype(object)
+            tiers = _tiers(probs).astype(object)
             response.outputs = [
                 InferOutput.from_numpy("churn_probability", probs),
                 InferOutput.from_numpy("risk_tier", tiers),
@@ -117,7 +139,8 @@ class ChurnTransformer(Transformer):
         probs = self._churn_probs(np.asarray(response["predictions"], dtype=np.float64))
         return {
             "predictions": [
-                {"churn_probability": round(float(p), 4), "risk_tier": risk_tier(p)} for p in probs
+                {"churn_probability": p, "risk_tier": t}
+                for p, t in zip(np.round(probs, 4).tolist(), _tiers(probs).tolist(), strict=True)
             ]
         }
 
