@@ -17,6 +17,7 @@ import json
 import os
 import resource
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -59,6 +60,28 @@ def request_body_v2(rows: int = 1) -> bytes:
     data = list(ROW.values()) * rows
     tensor = {"name": "features", "shape": [rows, len(ROW)], "datatype": "FP32", "data": data}
     return json.dumps({"inputs": [tensor]}).encode()
+
+
+def request_body_v2_binary(rows: int = 1) -> tuple[bytes, dict[str, str]]:
+    """The V2 churn request with the binary tensor data extension, and its HTTP headers.
+
+    One ``[rows, 5]`` FP64 tensor as raw little-endian bytes after the JSON header; the
+    outputs come back as raw bytes too (``binary_data_output``).
+
+    >>> body, headers = request_body_v2_binary(2)
+    >>> len(body) - int(headers["Inference-Header-Content-Length"])
+    80
+    """
+    raw = struct.pack(f"<{rows * len(ROW)}d", *(list(ROW.values()) * rows))
+    tensor = {
+        "name": "features",
+        "shape": [rows, len(ROW)],
+        "datatype": "FP64",
+        "parameters": {"binary_data_size": len(raw)},
+    }
+    head = json.dumps({"inputs": [tensor], "parameters": {"binary_data_output": True}}).encode()
+    headers = {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(head))}
+    return head + raw, headers
 
 
 def v2_url(v1_predict_url: str) -> str:
@@ -166,10 +189,12 @@ def run_wrk(
     connections: int,
     duration_s: float,
     timeout_s: float = 5.0,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run ``wrk`` once and return the JSON its ``done()`` hook printed.
 
     Threads are ``min(connections, 2)``; requests slower than ``timeout_s`` count as timeouts.
+    ``headers`` are sent with every request (after the default JSON content type).
     """
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -188,6 +213,8 @@ def run_wrk(
             url,
         ]
         env = {**os.environ, "WRK_BODY_FILE": tmp.name}
+        if headers:
+            env["WRK_HEADERS"] = "\n".join(f"{k}: {v}" for k, v in headers.items())
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration_s + 60)
     for line in proc.stdout.splitlines():
         if line.startswith("WRK_JSON "):
@@ -204,6 +231,7 @@ def measure(
     marker: str | None = None,
     rows_per_request: int = 1,
     timeout_s: float = 5.0,
+    headers: dict[str, str] | None = None,
 ) -> LoadResult:
     """Load ``url`` at one concurrency and charge the server tree's CPU to completed requests.
 
@@ -212,7 +240,7 @@ def measure(
     """
     before = cpu_snapshot(pids, marker)
     busy0, wrk0, t0 = _machine_busy_s(), _children_cpu_s(), time.monotonic()
-    out = run_wrk(url, body, concurrency, duration_s, timeout_s)
+    out = run_wrk(url, body, concurrency, duration_s, timeout_s, headers)
     cpu_s = cpu_delta(before, cpu_snapshot(pids, marker))
     busy, wrk_cpu, wall = _machine_busy_s() - busy0, _children_cpu_s() - wrk0, time.monotonic() - t0
     requests = int(out["requests"])

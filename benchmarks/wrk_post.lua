@@ -5,6 +5,14 @@ wrk.headers["Content-Type"] = "application/json"
 local f = assert(io.open(assert(os.getenv("WRK_BODY_FILE"), "WRK_BODY_FILE not set"), "rb"))
 wrk.body = f:read("*a")
 f:close()
+-- Extra headers, one "Name: value" per line in $WRK_HEADERS (e.g. the V2 binary extension's).
+local extra = os.getenv("WRK_HEADERS")
+if extra then
+  for line in extra:gmatch("[^\n]+") do
+    local k, v = line:match("^([^:]+):%s*(.*)$")
+    if k then wrk.headers[k] = v end
+  end
+end
 
 function done(summary, latency, requests)
   local e = summary.errors

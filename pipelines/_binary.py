@@ -84,11 +84,16 @@ def decode_tensor(chunk: bytes | memoryview, datatype: Any, where: str) -> NDArr
 def encode_tensor(arr: NDArray[Any], datatype: str) -> bytes:
     """``arr`` as the extension's raw bytes (row-major, little-endian; BYTES length-prefixed)."""
     if datatype == "BYTES":
+        encoded: dict[Any, bytes] = {}  # labels repeat: encode each distinct value once
         parts = []
         for v in arr.reshape(-1).tolist():
-            b = v if type(v) is bytes else str(v).encode("utf-8")
-            parts.append(_LEN.pack(len(b)))
-            parts.append(b)
+            e = encoded.get(v) if type(v) is str or type(v) is bytes else None
+            if e is None:
+                b = v if type(v) is bytes else str(v).encode("utf-8")
+                e = _LEN.pack(len(b)) + b
+                if type(v) is str or type(v) is bytes:
+                    encoded[v] = e
+            parts.append(e)
         return b"".join(parts)
     return np.ascontiguousarray(arr, dtype=DATATYPES[datatype].newbyteorder("<")).tobytes()
 

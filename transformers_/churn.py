@@ -71,9 +71,12 @@ def _row(i: int, instance: Any) -> list[float]:
         raise InvalidInput(f"instances[{i}]: every feature must be a number ({exc})") from exc
 
 
+_TIER_NAMES = np.array(["LOW", "MEDIUM", "HIGH"], dtype=object)
+
+
 def _tiers(probs: np.ndarray) -> np.ndarray:
-    """:func:`risk_tier` of every probability at once."""
-    return np.where(probs > 0.7, "HIGH", np.where(probs > 0.3, "MEDIUM", "LOW"))
+    """:func:`risk_tier` of every probability at once (an object array of str)."""
+    return _TIER_NAMES[(probs > 0.3).astype(np.intp) + (probs > 0.7)]
 
 
 class ChurnTransformer(Transformer):
@@ -130,7 +133,7 @@ class ChurnTransformer(Transformer):
         if isinstance(response, InferResponse):
             out = response.outputs[0]
             probs = self._churn_probs(np.asarray(out.data, dtype=np.float64).reshape(out.shape))
-            tiers = _tiers(probs).astype(object)
+            tiers = _tiers(probs)
             response.outputs = [
                 InferOutput.from_numpy("churn_probability", probs),
                 InferOutput.from_numpy("risk_tier", tiers),
