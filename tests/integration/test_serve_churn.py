@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
+from pipelines._binary import HEADER
 from tests.integration.conftest import ROOT, serve_run
 
 ROW = {"age": 41, "tenure_days": 30, "monthly_spend": 120.5, "support_tickets": 6, "last_login_days": 21}
@@ -46,6 +49,19 @@ def check_service(base: str) -> None:
         named = {o["name"]: o for o in v2.json()["outputs"]}
         assert v2.json()["id"] == "a1"
         assert named["churn_probability"]["data"][0] == pytest.approx(preds[0]["churn_probability"], abs=1e-4)
+
+        # V2 binary tensor data extension through the proxy: raw FP64 in, raw outputs back.
+        x = np.array([list(ROW.values())] * 256, dtype="<f8")
+        head = json.dumps({
+            "inputs": [{"name": "f", "shape": [256, 5], "datatype": "FP64",
+                        "parameters": {"binary_data_size": x.nbytes}}],
+            "parameters": {"binary_data_output": True},
+        }).encode()  # fmt: skip
+        rb = c.post(INFER, content=head + x.tobytes(), headers={HEADER: str(len(head))})
+        assert rb.status_code == 200, rb.text
+        n = int(rb.headers[HEADER])
+        probs = np.frombuffer(rb.content[n : n + 256 * 8], "<f8")
+        assert probs == pytest.approx([named["churn_probability"]["data"][0]] * 256)
 
         meta = c.get("/v2/models/churn-classifier").json()
         assert meta["inputs"][0]["shape"] == [-1, 5]
