@@ -141,7 +141,8 @@ def adjacent_floor(artifacts: Path, rows: int) -> float:
     """The floor right now: median of four quarter-second rounds.
 
     This machine's speed drifts by tens of percent within minutes (shared host), so each
-    batched load is compared with the floor measured around it, not minutes earlier.
+    batched load is compared with the floor measured right before and after it, with the
+    server paused so that its idle background work does not lower the floor.
     """
     return measure_floor(artifacts, rows, rounds=4, seconds=0.25, stat=statistics.median)
 
@@ -180,12 +181,16 @@ def bench_server(
         else:
             body, url, headers = batch_load(proto, n_rows, server.predict_url)
         name = f"{server.name} {BATCH_PROTOCOLS[proto]}".rstrip()
-        floor = adjacent_floor(args.floor_artifacts, n_rows) if n_rows > 1 else None
+        floor = None
+        if n_rows > 1:
+            with server.paused():
+                floor = adjacent_floor(args.floor_artifacts, n_rows)
         result = measure(
             url, body, c, args.duration, server.pids, server.marker, n_rows, args.timeout, headers
         )
         if floor is not None:
-            floor = (floor + adjacent_floor(args.floor_artifacts, n_rows)) / 2
+            with server.paused():
+                floor = (floor + adjacent_floor(args.floor_artifacts, n_rows)) / 2
         shared = tuple(sorted(set(before) | set(server.foreign_listeners())))
         rows.append(Row(name, kind, result, shared, floor))
         log(
