@@ -20,6 +20,7 @@ then prints one table and the ratios against the DESIGN §4 goals, and writes
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -107,6 +108,15 @@ class Row:
         }
 
 
+@functools.cache
+def _floor_models(artifacts: Path) -> tuple[Any, Any]:
+    """The churn scaler and model, loaded once per run (the floor is measured many times)."""
+    import joblib
+
+    scaler = joblib.load(artifacts / "transformer" / "scaler.pkl")
+    return scaler, joblib.load(artifacts / "predictor" / "model.joblib")
+
+
 def measure_floor(
     artifacts: Path,
     rows: int = 256,
@@ -119,11 +129,9 @@ def measure_floor(
     ``stat`` of ``rounds`` short rounds: ``max`` (the run's headline floor) is what the
     hardware can do at its best moment; the floor next to each batched load is a median.
     """
-    import joblib
     import numpy as np
 
-    scaler = joblib.load(artifacts / "transformer" / "scaler.pkl")
-    model = joblib.load(artifacts / "predictor" / "model.joblib")
+    scaler, model = _floor_models(artifacts)
     x = np.array([list(ROW.values())] * rows, dtype=np.float64)
     for _ in range(5):
         model.predict_proba(scaler.transform(x))

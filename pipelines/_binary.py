@@ -84,18 +84,25 @@ def decode_tensor(chunk: bytes | memoryview, datatype: Any, where: str) -> NDArr
 def encode_tensor(arr: NDArray[Any], datatype: str) -> bytes:
     """``arr`` as the extension's raw bytes (row-major, little-endian; BYTES length-prefixed)."""
     if datatype == "BYTES":
-        encoded: dict[Any, bytes] = {}  # labels repeat: encode each distinct value once
+        # Labels repeat: each distinct str/bytes value is encoded once. (Other objects are
+        # encoded every time: they may be unhashable, and 1 == 1.0 == True would collide.)
+        seen: dict[str | bytes, bytes] = {}
         parts = []
         for v in arr.reshape(-1).tolist():
-            e = encoded.get(v) if type(v) is str or type(v) is bytes else None
-            if e is None:
-                b = v if type(v) is bytes else str(v).encode("utf-8")
-                e = _LEN.pack(len(b)) + b
-                if type(v) is str or type(v) is bytes:
-                    encoded[v] = e
+            if type(v) is str or type(v) is bytes:
+                e = seen.get(v)
+                if e is None:
+                    e = seen[v] = _element(v)
+            else:
+                e = _element(v)
             parts.append(e)
         return b"".join(parts)
     return np.ascontiguousarray(arr, dtype=DATATYPES[datatype].newbyteorder("<")).tobytes()
+
+
+def _element(v: Any) -> bytes:
+    b = v if type(v) is bytes else str(v).encode("utf-8")
+    return _LEN.pack(len(b)) + b
 
 
 def decode_request(raw: bytes, header_length: str) -> dict[str, Any]:

@@ -184,15 +184,16 @@ class InferRequest:
         ``parameters.binary_data_output``; else JSON.
         """
         own = self.output_parameters.get(name, {}).get("binary_data")
-        if own is not None:
-            return own is True
-        return bool(self.parameters) and self.parameters.get("binary_data_output") is True  # type: ignore[union-attr]
+        return own is True if own is not None else self._binary_by_default()
 
     def wants_binary(self) -> bool:
         """Whether any output may go back as raw bytes."""
-        if self.parameters and self.parameters.get("binary_data_output") is True:
-            return True
-        return any(p.get("binary_data") is True for p in self.output_parameters.values())
+        return self._binary_by_default() or any(
+            p.get("binary_data") is True for p in self.output_parameters.values()
+        )
+
+    def _binary_by_default(self) -> bool:
+        return (self.parameters or {}).get("binary_data_output") is True
 
     def get_input(self, name: str) -> InferInput:
         """The input called ``name``; an unknown name is an ``InvalidInput`` listing the inputs."""

@@ -155,3 +155,21 @@ async def test_churn_v1_objects_and_lists_scale_alike(churn: ChurnTransformer):
     np.testing.assert_array_equal(as_objects, as_lists)
     np.testing.assert_array_equal(mixed, as_lists[:2])
     assert as_objects.shape == (300, 5)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ([1, 2, 3], r"instances\[1\] has 3 values, expected 5"),
+        ([41, 30, None, 6, 21], r"instances\[1\]: every feature must be a number"),
+        ([[41], [30], [120.5], [6], [21]], r"instances\[1\]: every feature must be a number"),
+        (ROW5, None),  # a mix of lists and objects is fine
+    ],
+)
+async def test_churn_v1_lists_first_take_the_same_checks(churn: ChurnTransformer, bad, message):
+    payload = {"instances": [list(ROW5.values()), bad]}
+    if message is None:
+        assert (await churn.preprocess(payload)).shape == (2, 5)
+        return
+    with pytest.raises(InvalidInput, match=message):
+        await churn.preprocess(payload)

@@ -41,11 +41,13 @@ _values = itemgetter(*FEATURES)
 def _rows(instances: list[Any]) -> np.ndarray:
     """``[N, 5]`` float64 rows from V1 instances (objects with the feature names, or lists).
 
-    The common case (every instance a complete object of numbers) is one vectorized
-    conversion; anything else goes row by row so the error names the instance and field.
+    The common cases (every instance a complete object of numbers, or every one a list of
+    five numbers) are one vectorized conversion; anything else goes row by row so that the
+    error names the instance and field.
     """
     try:
-        x = np.array([_values(inst) for inst in instances], dtype=np.float64)
+        rows = instances if type(instances[0]) is list else [_values(inst) for inst in instances]
+        x = np.array(rows, dtype=np.float64)
         if x.ndim == 2 and x.shape[1] == len(FEATURES) and np.isfinite(x).all():
             return x
     except (KeyError, TypeError, ValueError):
