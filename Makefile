@@ -6,17 +6,10 @@ PY := $(VENV)/bin/python
 ARTIFACTS ?= artifacts/churn
 RAY_TMPDIR ?= /tmp/isvc-ray
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
-# HAProxy + direct ingress: Ray's own proxy costs ~6 ms CPU per request (DESIGN §4).
-export RAY_SERVE_ENABLE_HA_PROXY ?= 1
-# gRPC for ingress → predictor handle calls: ~1.8x the calls/s of Ray's default path on 2 cores.
-export RAY_SERVE_USE_GRPC_BY_DEFAULT ?= 1
-# Ray's per-request HTTP metrics in HAProxy mode: one log line per request parsed in Python by
-# HAProxyManager (~0.1 ms CPU per request). HAProxy's own Prometheus exporter (:9101) stays on.
-export RAY_SERVE_HAPROXY_METRICS_ENABLED ?= 0
-# User code and the handle router on the replica's own event loop: no cross-thread hand-offs
-# per request (+5-15% req/s here). An `async def` hook that blocks now also delays health checks.
-export RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD ?= 0
-export RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP ?= 0
+# isvc's Ray Serve settings, one place: pipelines/serve.env (KEY=VALUE); a value already in
+# the environment wins.
+SERVE_ENV := $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*=.*\)$$/\1/p' pipelines/serve.env)
+$(foreach kv,$(SERVE_ENV),$(eval export $(firstword $(subst =, ,$(kv))) ?= $(word 2,$(subst =, ,$(kv)))))
 
 .PHONY: install artifacts serve serve-collocated test test-unit test-integration lint bench clean
 

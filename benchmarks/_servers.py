@@ -25,6 +25,7 @@ from pathlib import Path
 import psutil
 
 from benchmarks.load import MARKER_ENV, request_body, server_processes
+from pipelines.settings import serve_env
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / ".bench"
@@ -293,23 +294,13 @@ def start_kserve(python: Path, artifacts: Path, ready_timeout_s: float = 120.0) 
     return server
 
 
-SERVE_ENV_DEFAULTS = {
-    "RAY_SERVE_ENABLE_HA_PROXY": "1",
-    "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1",
-    "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
-    "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
-    "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
-}
-"""How ``make serve`` runs Serve (see the Makefile)."""
-
-
 def start_serve(target: str, artifacts: Path, name: str, ray_tmpdir: str = "/tmp/rb") -> Server:
     """``serve run <target>`` on a new local Ray (HAProxy ingress); ready once health and predict are 200."""
     wait_ports_free([OURS_PORT])
     Path(ray_tmpdir).mkdir(parents=True, exist_ok=True)
     env = {
-        # The Makefile's defaults; a value set in the environment wins.
-        **{k: os.environ.get(k, v) for k, v in SERVE_ENV_DEFAULTS.items()},
+        # isvc's Serve settings (pipelines/serve.env); a value set in the environment wins.
+        **serve_env(),
         "RAY_ADDRESS": "local",
         "RAY_TMPDIR": ray_tmpdir,
         "ISVC_ARTIFACTS": str(artifacts.resolve()),

@@ -51,7 +51,6 @@ from benchmarks.load import (  # noqa: E402
 )
 
 DEFAULT_CONFIGS = ("configs/churn.yaml", "configs/churn-collocated.yaml")
-ALIASES = {"standin": "benchmarks._standin:app"}
 BATCH_PROTOCOLS = {"v1": "", "v2": "(V2)", "v2-binary": "(V2 binary)"}
 """Batched loads run in each protocol; its rows carry the suffix after the server name."""
 
@@ -223,7 +222,7 @@ def _wait_port_exclusive(server: Server, wait_s: float = 90.0) -> list[int]:
 
 def resolve_target(spec: str) -> tuple[str, str] | None:
     """``(display name, serve run target)`` for a config path, alias or import path; None if missing."""
-    target = ALIASES.get(spec, spec)
+    target = spec
     if target.endswith((".yaml", ".yml")):
         path = (ROOT / target).resolve()
         if not path.exists():
@@ -349,7 +348,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--configs",
         nargs="+",
         default=list(DEFAULT_CONFIGS),
-        help="Serve configs or import paths for `serve run` ('standin' = benchmarks._standin:app)",
+        help="Serve configs or import paths for `serve run`",
     )
     p.add_argument(
         "--concurrency", type=_ints, default=[1, 8, 32, 64], help="one-row loads (default 1,8,32,64)"

@@ -19,6 +19,9 @@ __all__ = [
     "PredictorError",
     "StorageError",
     "SpecError",
+    "PayloadTooLarge",
+    "NotConfigured",
+    "InternalError",
 ]
 
 
@@ -26,6 +29,9 @@ class ISVCError(Exception):
     """Base of every error isvc raises on purpose; ``status_code`` is its HTTP status."""
 
     status_code: int = 500
+    row_specific: bool = False
+    """Whether a failed batch may be retried row group by row group to find the culprit
+    (bad input, a model error); never for back-pressure, timeouts or readiness."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -34,11 +40,24 @@ class ISVCError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Subclasses take other constructor arguments: rebuild from class, message and
+        # attributes so that an error crossing a replica hop keeps its class and status.
+        return (_rebuild, (type(self), self.message, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[ISVCError], message: str, state: dict[str, object]) -> ISVCError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
 
 class InvalidInput(ISVCError):
     """The request body is malformed or does not fit the model (400)."""
 
     status_code = 400
+    row_specific = True
 
 
 class ModelNotFound(ISVCError):
@@ -77,6 +96,7 @@ class UserCodeError(ISVCError):
     """An exception escaped a user hook (``preprocess``, ``postprocess``, ...) (500)."""
 
     status_code = 500
+    row_specific = True
 
     def __init__(self, hook: str, exc: BaseException) -> None:
         super().__init__(f"{hook} raised {type(exc).__name__}: {exc}")
@@ -87,6 +107,7 @@ class PredictorError(ISVCError):
     """The model itself failed on a well-formed request (500)."""
 
     status_code = 500
+    row_specific = True
 
 
 class StorageError(ISVCError):
@@ -103,3 +124,21 @@ class SpecError(ISVCError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("invalid InferenceService:\n" + "\n".join(f"  - {p}" for p in problems))
         self.problems = problems
+
+
+class PayloadTooLarge(ISVCError):
+    """The request body is over the service's body limit (413)."""
+
+    status_code = 413
+
+
+class NotConfigured(ISVCError):
+    """The endpoint exists but this model has no component for it, e.g. no explainer (501)."""
+
+    status_code = 501
+
+
+class InternalError(ISVCError):
+    """An unexpected exception in isvc itself (500); the server keeps serving."""
+
+    status_code = 500

@@ -17,14 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.protocol import TensorSpec
+
 __all__ = ["Predictor", "TensorSpec"]
-
-
-class TensorSpec(dict):
-    """One V2 metadata entry: ``{"name", "datatype", "shape"}`` (``-1`` = any size)."""
-
-    def __init__(self, name: str, datatype: str, shape: list[int]) -> None:
-        super().__init__(name=name, datatype=datatype, shape=list(shape))
 
 
 class Predictor:

@@ -19,7 +19,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-FEATURES = ["age", "tenure_days", "monthly_spend", "support_tickets", "last_login_days"]
+from transformers_.churn import FEATURES  # one feature list: the transformer's
 
 
 def make_dataset(n: int = 4000, seed: int = 7) -> pd.DataFrame:

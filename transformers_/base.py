@@ -18,7 +18,9 @@ A KServe transformer runs here after changing only its base-class import::
             return {"instances": [[float(v) for v in row] for row in payload["instances"]]}
 
 Hooks may be ``def`` or ``async def``; sync hooks run on a worker thread, never on
-the event loop. ``preprocess`` gets the V1 request dict or a V2
+the event loop. Declare the endpoint's V2 tensors with ``get_input_types()`` and
+``get_output_types()`` (KServe's names) so that ``GET /v2/models/{name}`` tells clients the
+truth. ``preprocess`` gets the V1 request dict or a V2
 :class:`pipelines.protocol.InferRequest`; ``postprocess`` gets ``{"predictions": [...]}``
 or a V2 :class:`pipelines.protocol.InferResponse`.
 """
@@ -38,7 +40,7 @@ class Transformer:
     the component's ``storageUri``, or ``None``) and ``storage_uri``.
     """
 
-    def __init__(self, name: str, predictor_host: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, name: str, predictor_host: str | None = None) -> None:
         self.name = name
         self.predictor_host = predictor_host
         self.ready = False
@@ -57,6 +59,18 @@ class Transformer:
     def postprocess(self, response: Any, headers: dict[str, str] | None = None) -> Any:
         """Override: turn the predictor's output into the client's response."""
         return response
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        """Override: the V2 inputs the endpoint takes, ``[{"name", "datatype", "shape"}]`` (KServe's name).
+
+        ``GET /v2/models/{name}`` lists them. Without an override, a transformer that has its
+        own ``preprocess`` advertises no inputs (isvc cannot know what it accepts).
+        """
+        return []
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        """Override: the V2 outputs the endpoint returns (after ``postprocess``), batch dimension ``-1``."""
+        return []
 
 
 Model = Transformer

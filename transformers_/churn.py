@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.preprocessing import StandardScaler
 
 from pipelines.errors import InvalidInput
-from pipelines.protocol import InferOutput, InferRequest, InferResponse
+from pipelines.protocol import InferOutput, InferRequest, InferResponse, TensorSpec
 from transformers_.base import Transformer
 
 __all__ = ["ChurnTransformer", "FEATURES", "risk_tier"]
@@ -92,6 +92,13 @@ class ChurnTransformer(Transformer):
             self._scale = np.asarray(self.scaler.scale_, dtype=np.float64)
         self.ready = True
         return self.ready
+
+    def get_input_types(self) -> list[TensorSpec]:
+        """V2 metadata: one ``[N, 5]`` tensor of the features (or one ``[N]`` tensor per feature name)."""
+        return [TensorSpec("features", "FP64", [-1, len(FEATURES)])]
+
+    def get_output_types(self) -> list[TensorSpec]:
+        return [TensorSpec("churn_probability", "FP64", [-1]), TensorSpec("risk_tier", "BYTES", [-1])]
 
     def _scale_rows(self, x: np.ndarray) -> np.ndarray:
         if not np.isfinite(x).all():

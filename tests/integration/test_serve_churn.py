@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from pipelines._binary import HEADER
+from pipelines.protocol import HEADER
 from tests.integration.conftest import ROOT, serve_run
 
 ROW = {"age": 41, "tenure_days": 30, "monthly_spend": 120.5, "support_tickets": 6, "last_login_days": 21}

@@ -1,0 +1,41 @@
+"""Plan → bound Ray Serve application (ingress → predictor[, canary])."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pipelines._ray.deployments import IngressDeployment, PredictorDeployment
+from pipelines._ray.options import deployment_options
+from pipelines.plan import ServicePlan, build_plan
+from pipelines.spec import isvc_from_serve_args
+
+__all__ = ["build", "build_app"]
+
+logger = logging.getLogger("isvc.app")
+
+
+def build_app(plan: ServicePlan) -> Any:
+    """The bound Serve application for a plan; names and scaling come from the plan."""
+    ing = plan.ingress
+    ingress = IngressDeployment.options(
+        name=ing.name, **deployment_options(ing.scaling, ing.resources, env=ing.env)
+    )
+    if ing.collocated:
+        return ingress.bind(plan)
+    predictors = [
+        PredictorDeployment.options(
+            name=node.deployment, **deployment_options(node.scaling, node.resources, env=node.env)
+        ).bind(plan.name, node)
+        for node in plan.predictors()
+    ]
+    return ingress.bind(plan, *predictors)
+
+
+def build(args: dict[str, Any]) -> Any:
+    """Serve's ``import_path`` target: ``args`` is the InferenceService, or ``{isvc: <inline | path>}``."""
+    isvc = isvc_from_serve_args(args)
+    plan = build_plan(isvc)
+    for path in plan.ignored_fields:
+        logger.info("ignored (Kubernetes-only): %s", path)
+    return build_app(plan)

@@ -1,0 +1,240 @@
+"""One served model as the data plane sees it: transformer hooks around a predict call.
+
+No transport and no Ray: ``predict`` is any ``async (batch) -> array`` — an in-process
+predictor, a coalescer in front of a Ray handle, or a fake in tests.
+
+Example::
+
+    pipe = ModelPipeline("churn", predict=my_async_predict, transformer=ChurnTransformer("churn"))
+    await pipe.predict_v1({"instances": [[1, 2, 3, 4, 5]]}, headers={})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.errors import InvalidInput, ISVCError, NotConfigured, UserCodeError
+from pipelines.protocol import (
+    BinaryBody,
+    InferOutput,
+    InferRequest,
+    InferResponse,
+    TensorSpec,
+    instances_to_array,
+)
+from transformers_.base import Transformer
+
+__all__ = ["ModelPipeline", "call_hook", "endpoint_tensors", "overrides", "to_batch"]
+
+PredictFn = Callable[[Any], Awaitable[Any]]
+ExplainFn = Callable[[dict[str, Any], dict[str, str]], Awaitable[Any]]
+
+_default_executor: ThreadPoolExecutor | None = None
+
+
+def hook_executor() -> ThreadPoolExecutor:
+    """The thread pool sync user hooks run on (created on first use, not at import)."""
+    global _default_executor
+    if _default_executor is None:
+        _default_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="isvc-hook")
+    return _default_executor
+
+
+def overrides(obj: Any, hook: str, base: type = Transformer) -> bool:
+    """Whether ``obj`` defines ``hook`` itself (a base-class default can be skipped)."""
+    own = getattr(type(obj), hook, None)
+    return own is not None and own is not getattr(base, hook, None)
+
+
+async def call_hook(obj: Any, hook: str, *args: Any, executor: Executor | None = None) -> Any:
+    """Call a user hook, sync ones on a worker thread; wrap foreign errors as :class:`UserCodeError`."""
+    fn = getattr(obj, hook)
+    try:
+        if inspect.iscoroutinefunction(fn):
+            return await fn(*args)
+        result = await asyncio.get_running_loop().run_in_executor(executor or hook_executor(), fn, *args)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+    except ISVCError:
+        raise
+    except Exception as exc:
+        raise UserCodeError(hook, exc) from exc
+
+
+def to_batch(payload: Any, where: str = "preprocess") -> Any:
+    """The predictor's input from whatever ``preprocess`` returned (or the raw request)."""
+    if isinstance(payload, (np.ndarray, pd.DataFrame)):
+        return payload if payload.ndim >= 2 or isinstance(payload, pd.DataFrame) else payload.reshape(-1, 1)
+    if isinstance(payload, InferRequest):
+        return payload.as_numpy()
+    if isinstance(payload, dict):
+        if "instances" in payload:
+            return instances_to_array(payload["instances"])
+        inputs = payload.get("inputs")
+        if isinstance(inputs, list) and inputs and isinstance(inputs[0], dict) and "datatype" in inputs[0]:
+            return InferRequest.from_json(payload).as_numpy()
+        if isinstance(inputs, list):
+            return instances_to_array(inputs)
+    if isinstance(payload, list):
+        return instances_to_array(payload)
+    raise UserCodeError(
+        where,
+        TypeError(
+            f"returned {type(payload).__name__}; expected a dict with 'instances', "
+            "an InferRequest, a numpy array or a DataFrame"
+        ),
+    )
+
+
+def declared(transformer: Any, hook: str) -> list[TensorSpec] | None:
+    """What a transformer declares with ``get_input_types()`` / ``get_output_types()``, or ``None``."""
+    if transformer is None or not overrides(transformer, hook):
+        return None
+    entries = getattr(transformer, hook)()
+    if not isinstance(entries, list | tuple):
+        raise UserCodeError(hook, TypeError(f"returned {type(entries).__name__}, expected a list"))
+    try:
+        return [TensorSpec.of(e, f"{hook}()[{i}]") for i, e in enumerate(entries)]
+    except ValueError as exc:
+        raise UserCodeError(hook, exc) from exc
+
+
+def endpoint_tensors(
+    transformer: Any, predictor_inputs: list[dict[str, Any]], predictor_outputs: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The inputs and outputs *the endpoint* takes and returns, for V2 metadata.
+
+    A transformer's declaration wins (``get_input_types`` / ``get_output_types``); without
+    one, the predictor's tensors are the endpoint's only where the transformer does not
+    rewrite them (no ``preprocess`` / ``postprocess`` of its own); otherwise nothing is
+    advertised rather than a tensor the endpoint does not take or return.
+    """
+    inputs = declared(transformer, "get_input_types")
+    outputs = declared(transformer, "get_output_types")
+    if inputs is None:
+        inputs = [] if transformer is not None and overrides(transformer, "preprocess") else predictor_inputs
+    if outputs is None:
+        outputs = (
+            [] if transformer is not None and overrides(transformer, "postprocess") else predictor_outputs
+        )
+    return [dict(t) for t in inputs], [dict(t) for t in outputs]
+
+
+def _predictions(out: Any) -> list[Any]:
+    if isinstance(out, pd.DataFrame):
+        return out.to_dict(orient="records")
+    return np.asarray(out).tolist()
+
+
+class ModelPipeline:
+    """transformer.preprocess → predict → transformer.postprocess, for V1 and V2."""
+
+    def __init__(
+        self,
+        name: str,
+        predict: PredictFn,
+        transformer: Any | None = None,
+        inputs: list[dict[str, Any]] | None = None,
+        outputs: list[dict[str, Any]] | None = None,
+        platform: str = "",
+        version: str = "1",
+        ready: Callable[[], bool] | None = None,
+        explain: ExplainFn | None = None,
+        output_name: str = "output-0",
+    ) -> None:
+        self.name = name
+        self._predict = predict
+        self.transformer = transformer
+        self.inputs = inputs or []
+        self.outputs = outputs or []
+        self.platform = platform
+        self.version = version
+        self._ready = ready
+        self._explain = explain
+        self._pre = transformer is not None and overrides(transformer, "preprocess")
+        self._post = transformer is not None and overrides(transformer, "postprocess")
+        self.output_name = output_name
+        """The name the predictor's output gets in the V2 response before ``postprocess``."""
+
+    @property
+    def ready(self) -> bool:
+        """Transformer (``self.ready``) and predictor both loaded."""
+        if self.transformer is not None and not getattr(self.transformer, "ready", True):
+            return False
+        return self._ready() if self._ready is not None else True
+
+    async def predict_v1(self, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        """A V1 ``:predict`` request body → the V1 response body."""
+        payload: Any = body
+        if self._pre:
+            payload = await call_hook(self.transformer, "preprocess", payload, headers)
+        batch = to_batch(payload, "preprocess" if self._pre else "request")
+        response: Any = {"predictions": _predictions(await self._predict(batch))}
+        if self._post:
+            response = await call_hook(self.transformer, "postprocess", response, headers)
+        return response
+
+    async def infer_v2(self, request: InferRequest, headers: dict[str, str]) -> dict[str, Any] | BinaryBody:
+        """A V2 ``/infer`` request → the V2 response body (requested outputs only).
+
+        When the request asks for binary outputs (binary tensor data extension), a
+        :class:`BinaryBody` instead of the JSON dict.
+        """
+        payload: Any = request
+        if self._pre:
+            payload = await call_hook(self.transformer, "preprocess", payload, headers)
+        batch = to_batch(payload, "preprocess" if self._pre else "request")
+        out = await self._predict(batch)
+        if isinstance(out, pd.DataFrame):
+            outputs = [InferOutput.from_numpy(str(c), out[c].to_numpy()) for c in out.columns]
+        else:
+            outputs = [InferOutput.from_numpy(self.output_name, np.asarray(out))]
+        response: Any = InferResponse(
+            model_name=self.name, outputs=outputs, id=request.id, model_version=self.version
+        )
+        if self._post:
+            response = await call_hook(self.transformer, "postprocess", response, headers)
+        requested = [o["name"] if isinstance(o, dict) else o for o in (request.outputs or [])] or None
+        if isinstance(response, dict) and "outputs" in response:
+            response = InferResponse.from_json({"model_name": self.name, "id": request.id, **response})
+        if isinstance(response, InferResponse):
+            if response.id is None:
+                response.id = request.id
+            if request.wants_binary():
+                return BinaryBody(*response.to_binary(requested, request.binary_output))
+            return response.to_json(requested)
+        if isinstance(response, dict):
+            return response
+        raise UserCodeError("postprocess", TypeError(f"returned {type(response).__name__}, expected a dict"))
+
+    async def explain_v1(self, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        """A V1 ``:explain`` request body → the explanation; 501 when no explainer is configured."""
+        if self._explain is None:
+            raise NotConfigured(
+                f"model '{self.name}' has no explainer configured (add spec.explainer to its spec)"
+            )
+        return await self._explain(body, headers)
+
+    def metadata_v2(self) -> dict[str, Any]:
+        """``GET /v2/models/{name}``: name, versions, platform, inputs, outputs."""
+        return {
+            "name": self.name,
+            "versions": [self.version],
+            "platform": self.platform,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+        }
+
+
+def require_dict(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidInput("request body must be a JSON object")
+    return body

@@ -1,0 +1,347 @@
+"""InferenceService → :class:`~pipelines.plan.ServicePlan`: pure, no Ray, no user code imported.
+
+Annotations and component fields become per-deployment scaling, Kubernetes resources
+become Ray actor options, runtime names become import strings, and the ingress's scaling,
+collocation and every deployment name are decided here, once (see :func:`build_plan`).
+The document is already validated (:mod:`pipelines.spec`); what is checked here needs
+several fields at once (annotation values, replica bounds, which runtimes exist).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pipelines.errors import SpecError
+from pipelines.plan.nodes import (
+    DEFAULT_MAX_ONGOING,
+    Batching,
+    ExplainerNode,
+    IngressNode,
+    PredictorNode,
+    Resources,
+    Scaling,
+    ServicePlan,
+    TransformerNode,
+)
+from pipelines.spec import (
+    ANN_COALESCE_MAX_ROWS,
+    ANN_COALESCE_WINDOW,
+    ANN_COLLOCATE,
+    ANN_DEPLOYMENT_MODE,
+    ANN_MAX_BODY,
+    ANN_MAX_SCALE,
+    ANN_METRIC,
+    ANN_MIN_SCALE,
+    ANN_TARGET,
+    ANN_VERSION,
+    ComponentSpec,
+    ExplainerSpec,
+    InferenceService,
+    PredictorSpec,
+    ResourceRequirements,
+    TransformerSpec,
+    parse_cpu,
+    parse_memory,
+    parse_quantity,
+)
+from predictors.registry import RUNTIME_ALIASES
+
+__all__ = ["build_plan"]
+
+
+SERVERLESS, RAW_DEPLOYMENT = "Serverless", "RawDeployment"
+_MODES = {
+    "serverless": SERVERLESS,
+    "knative": SERVERLESS,
+    "rawdeployment": RAW_DEPLOYMENT,
+    "standard": RAW_DEPLOYMENT,
+}
+_METRICS = ("concurrency", "rps", "cpu", "memory")
+_REPLICA_FIELDS = ("maxReplicas", "scaleTarget", "scaleMetric")
+_INHERITED = (
+    *("min_replicas", "max_replicas", "scale_target", "scale_metric"),
+    *("container_concurrency", "timeout", "batcher"),
+)
+"""Component fields a canary ``newModel`` takes from the stable predictor when it leaves them unset."""
+
+
+@dataclass
+class _Ctx:
+    """Document-wide settings and the problems/ignored paths found so far."""
+
+    mode: str = SERVERLESS
+    target: float | None = None
+    metric: str | None = None
+    min_scale: int | None = None
+    max_scale: int | None = None
+    problems: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+
+def _ann_path(key: str) -> str:
+    return f'metadata.annotations["{key}"]'
+
+
+def _at_least(cast: Callable[[str], Any], low: float, *, strict: bool = False) -> Callable[[str], Any]:
+    """A parser of annotation strings: ``cast(value)`` that must be ``>= low`` (``> low`` if strict)."""
+
+    def parse(value: str) -> Any:
+        number = cast(value)
+        if not (number > low if strict else number >= low):  # NaN fails both
+            raise ValueError
+        return number
+
+    return parse
+
+
+_positive = _at_least(float, 0, strict=True)
+_count = _at_least(int, 0)
+_non_negative = _at_least(float, 0)
+_at_least_one = _at_least(int, 1)
+_byte_size = _at_least(parse_memory, 1)
+
+
+def _ann(
+    ann: dict[str, str], keys: str | tuple[str, ...], conv: Callable[[str], Any], want: str, ctx: _Ctx
+) -> Any:
+    """Parse the first annotation of ``keys`` present with ``conv``; a bad value is a problem."""
+    for key in (keys,) if isinstance(keys, str) else keys:
+        if key in ann:
+            try:
+                return conv(ann[key])
+            except (TypeError, ValueError):
+                ctx.problems.append(f"{_ann_path(key)}: expected {want}, got {ann[key]!r}")
+                return None
+    return None
+
+
+def _context(ann: dict[str, str]) -> _Ctx:
+    ctx = _Ctx()
+    raw_mode = ann.get(ANN_DEPLOYMENT_MODE, SERVERLESS)
+    if raw_mode.lower() not in _MODES:
+        ctx.problems.append(
+            f"{_ann_path(ANN_DEPLOYMENT_MODE)}: expected Serverless, Knative, RawDeployment or Standard, "
+            f"got {raw_mode!r}"
+        )
+    ctx.mode = _MODES.get(raw_mode.lower(), SERVERLESS)
+    ctx.target = _ann(ann, ANN_TARGET, _positive, "a number > 0", ctx)
+    ctx.metric = _ann(ann, ANN_METRIC, _metric, " or ".join(_METRICS), ctx)
+    ctx.min_scale = _ann(ann, ANN_MIN_SCALE, _count, "an integer >= 0", ctx)
+    ctx.max_scale = _ann(ann, ANN_MAX_SCALE, _count, "an integer >= 0", ctx)
+    if ctx.mode == RAW_DEPLOYMENT:
+        scaling_keys = (ANN_TARGET, ANN_METRIC, *ANN_MAX_SCALE)
+        ctx.ignored += [f"{_ann_path(k)} (RawDeployment: fixed replicas)" for k in scaling_keys if k in ann]
+    return ctx
+
+
+def _metric(value: str) -> str:
+    if value not in _METRICS:
+        raise ValueError
+    return value
+
+
+def _scaling(comp: ComponentSpec, path: str, ctx: _Ctx, explicit: set[str] | None = None) -> Scaling:
+    """Replicas and autoscaling: component fields override the Knative annotations."""
+    min_r = comp.min_replicas if comp.min_replicas is not None else ctx.min_scale
+    max_r = comp.max_replicas or ctx.max_scale or None  # 0 means "no limit" in Knative: unset here
+    if min_r is not None and max_r is not None and max_r < min_r:
+        ctx.problems.append(f"{path}: maxReplicas ({max_r}) is below minReplicas ({min_r})")
+    concurrency = comp.container_concurrency
+    common: dict[str, Any] = {
+        "max_ongoing_requests": concurrency if concurrency else DEFAULT_MAX_ONGOING,
+        "timeout_s": comp.timeout,
+        "metric": comp.scale_metric or ctx.metric or Scaling.metric,
+        "target_ongoing_requests": comp.scale_target or ctx.target or Scaling.target_ongoing_requests,
+    }
+    if ctx.mode == RAW_DEPLOYMENT:
+        fields_set = comp.model_fields_set if explicit is None else explicit
+        snake = {"maxReplicas": "max_replicas", "scaleTarget": "scale_target", "scaleMetric": "scale_metric"}
+        ctx.ignored += [
+            f"{path}.{name} (RawDeployment: fixed replicas)"
+            for name in _REPLICA_FIELDS
+            if snake[name] in fields_set
+        ]
+        replicas = min_r or 1
+        return Scaling(min_replicas=replicas, max_replicas=replicas, autoscale=False, **common)
+    low = min_r if min_r is not None else 1
+    return Scaling(min_replicas=low, max_replicas=max(max_r or low, low, 1), autoscale=True, **common)
+
+
+def _resources(blocks: list[ResourceRequirements | None], path: str, ctx: _Ctx) -> Resources:
+    """``requests`` first, then ``limits``; the runtime's block before the component's."""
+    found: dict[str, str] = {}
+    for kind in ("requests", "limits"):
+        for block in blocks:
+            listing = getattr(block, kind) if block is not None else None
+            for key in ("cpu", "memory", "gpu"):
+                value = getattr(listing, key) if listing is not None else None
+                if value is not None:
+                    found.setdefault(key, value)
+    try:
+        return Resources(
+            num_cpus=parse_cpu(found["cpu"]) if "cpu" in found else None,
+            num_gpus=parse_quantity(found["gpu"]) if "gpu" in found else None,
+            memory_bytes=parse_memory(found["memory"]) if "memory" in found else None,
+        )
+    except ValueError as exc:
+        ctx.problems.append(f"{path}.resources: {exc}")
+        return Resources()
+
+
+def _predictor(
+    spec: PredictorSpec,
+    path: str,
+    ctx: _Ctx,
+    deployment: str,
+    fallback: Resources | None = None,
+    explicit: set[str] | None = None,
+) -> PredictorNode:
+    name = spec.runtime_name
+    runtime = spec.runtime
+    rt_path = f"{path}.{name}"
+    if name == "custom":
+        fmt, import_path = "custom", spec.custom.class_path  # type: ignore[union-attr]
+    else:
+        fmt = spec.model.model_format.name if spec.model is not None else name
+        import_path = RUNTIME_ALIASES.get(fmt, "")
+        if not import_path:
+            where = f"{rt_path}.modelFormat.name" if spec.model is not None else rt_path
+            built = ", ".join(RUNTIME_ALIASES)
+            ctx.problems.append(
+                f"{where}: the '{fmt}' runtime is not built yet; available: {built}, "
+                "or custom: {class: 'module:Class'} (your own predictor class)"
+            )
+    resources = _resources([runtime.resources, spec.resources], rt_path, ctx)
+    if fallback is not None and resources == Resources():
+        resources = fallback
+    batching = None
+    if spec.batcher is not None:
+        batching = Batching(
+            max_batch_size=spec.batcher.max_batch_size or Batching.max_batch_size,
+            max_latency_ms=spec.batcher.max_latency or Batching.max_latency_ms,
+        )
+    return PredictorNode(
+        runtime=import_path,
+        deployment=deployment,
+        storage_uri=runtime.storage_uri,
+        protocol=runtime.protocol_version or "v1",
+        args=runtime.args_dict(),
+        scaling=_scaling(spec, path, ctx, explicit),
+        resources=resources,
+        batching=batching,
+        model_format=fmt,
+        env=runtime.env_dict(),
+    )
+
+
+def _canary(stable: PredictorSpec, path: str, ctx: _Ctx, stable_resources: Resources) -> PredictorNode:
+    """``newModel``: component fields it leaves unset are inherited from the stable predictor."""
+    assert stable.new_model is not None
+    new = stable.new_model
+    update = {k: getattr(stable, k) for k in _INHERITED if getattr(new, k) is None}
+    merged = new.model_copy(update=update)
+    return _predictor(
+        merged, path, ctx, "predictor-canary", fallback=stable_resources, explicit=set(new.model_fields_set)
+    )
+
+
+def _transformer(spec: TransformerSpec, ctx: _Ctx) -> TransformerNode:
+    path = "spec.transformer"
+    custom = spec.custom
+    return TransformerNode(
+        class_path=custom.class_path,
+        storage_uri=custom.storage_uri,
+        args=custom.args_dict(),
+        scaling=_scaling(spec, path, ctx),
+        resources=_resources([custom.resources, spec.resources], path, ctx),
+        env=custom.env_dict(),
+    )
+
+
+def _explainer(spec: ExplainerSpec, ctx: _Ctx) -> ExplainerNode:
+    path = "spec.explainer"
+    runtime = spec.runtime
+    if runtime.args:
+        ctx.ignored.append(f"{path}.{spec.kind}.args (explainer settings go in config)")
+    return ExplainerNode(
+        kind=spec.kind,
+        type=runtime.type,
+        storage_uri=runtime.storage_uri,
+        config=dict(runtime.config or {}),
+        scaling=_scaling(spec, path, ctx),
+        resources=_resources([runtime.resources, spec.resources], path, ctx),
+        env=runtime.env_dict(),
+    )
+
+
+def _bool(value: str) -> bool:
+    if value.strip().lower() not in ("true", "false"):
+        raise ValueError
+    return value.strip().lower() == "true"
+
+
+def _ingress(transformer: TransformerNode | None, predictor: PredictorNode, collocate: bool) -> IngressNode:
+    """The ingress deployment: it hosts the routes and the transformer, or the predictor when collocated.
+
+    It scales like the transformer (or, without one, like the predictor), never to zero.
+    """
+    scaling = transformer.scaling if transformer else predictor.scaling
+    resources = transformer.resources if transformer else Resources()
+    env = dict(transformer.env) if transformer else {}
+    if collocate:
+        resources = predictor.resources
+        env = {**predictor.env, **env}
+    if scaling.min_replicas < 1:
+        scaling = replace(scaling, min_replicas=1, max_replicas=max(1, scaling.max_replicas))
+    return IngressNode(scaling=scaling, resources=resources, env=env, collocated=collocate)
+
+
+def build_plan(isvc: InferenceService) -> ServicePlan:
+    """Turn a parsed InferenceService into the frozen plan :mod:`pipelines._ray` deploys.
+
+    Raises :class:`~pipelines.errors.SpecError` listing every bad annotation or value::
+
+        >>> from pipelines.spec import load_isvc
+        >>> plan = build_plan(load_isvc("tests/fixtures/specs/good/seed_sklearn_churn.yaml"))
+        >>> plan.predictor.runtime, plan.predictor.scaling.min_replicas, plan.predictor.resources.num_cpus
+        ('predictors.sklearn:SKLearnPredictor', 0, 0.5)
+        >>> plan.ingress.scaling.min_replicas, plan.version
+        (1, '1')
+    """
+    ann = isvc.metadata.annotations
+    ctx = _context(ann)
+    ctx.ignored = list(isvc.ignored_fields) + ctx.ignored
+    pred = isvc.spec.predictor
+    predictor = _predictor(pred, "spec.predictor", ctx, "predictor")
+    canary = None
+    if pred.new_model is not None:
+        canary = _canary(pred, "spec.predictor.newModel", ctx, predictor.resources)
+    transformer = _transformer(isvc.spec.transformer, ctx) if isvc.spec.transformer else None
+    explainer = _explainer(isvc.spec.explainer, ctx) if isvc.spec.explainer else None
+    collocate = bool(_ann(ann, ANN_COLLOCATE, _bool, '"true" or "false"', ctx))
+    window = _ann(ann, ANN_COALESCE_WINDOW, _non_negative, "milliseconds >= 0 (0 disables)", ctx)
+    max_rows = _ann(ann, ANN_COALESCE_MAX_ROWS, _at_least_one, "an integer >= 1", ctx)
+    body = _ann(ann, ANN_MAX_BODY, _byte_size, "a size like '64Mi' or '100000000' (bytes)", ctx)
+    version = ann.get(ANN_VERSION, ServicePlan.version).strip()
+    if not version or "/" in version:
+        ctx.problems.append(f"{_ann_path(ANN_VERSION)}: expected a version name without '/', got {version!r}")
+    if ctx.problems:
+        raise SpecError(ctx.problems)
+    return ServicePlan(
+        name=isvc.metadata.name,
+        namespace=isvc.metadata.namespace,
+        predictor=predictor,
+        ingress=_ingress(transformer, predictor, collocate),
+        transformer=transformer,
+        explainer=explainer,
+        canary=canary,
+        canary_traffic_percent=pred.canary_traffic_percent if canary is not None else None,
+        deployment_mode=ctx.mode,
+        coalesce_window_ms=ServicePlan.coalesce_window_ms if window is None else window,
+        coalesce_max_rows=ServicePlan.coalesce_max_rows if max_rows is None else max_rows,
+        max_body_bytes=ServicePlan.max_body_bytes if body is None else body,
+        version=version,
+        ignored_fields=tuple(dict.fromkeys(ctx.ignored)),
+    )

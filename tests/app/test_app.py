@@ -1,0 +1,66 @@
+"""YAML → plan → Serve deployment options, without starting Ray."""
+
+from __future__ import annotations
+
+from pipelines.app import DEFAULT_NUM_CPUS, deployment_options
+from pipelines.plan import Resources, Scaling, build_plan
+from pipelines.spec import isvc_from_serve_args, load_isvc
+from tests.helpers import ROOT
+
+
+def test_autoscaling_maps_to_autoscaling_config():
+    opts = deployment_options(
+        Scaling(
+            min_replicas=0,
+            max_replicas=5,
+            autoscale=True,
+            target_ongoing_requests=20,
+            max_ongoing_requests=64,
+        ),
+        Resources(num_cpus=0.5, num_gpus=1, memory_bytes=2**30),
+        env={"A": "1"},
+    )
+    assert opts["autoscaling_config"] == {
+        "min_replicas": 0,
+        "max_replicas": 5,
+        "initial_replicas": 1,
+        "target_ongoing_requests": 20,
+    }
+    assert opts["max_ongoing_requests"] == 64
+    assert opts["ray_actor_options"] == {
+        "num_cpus": 0.5,
+        "num_gpus": 1,
+        "memory": 2**30,
+        "runtime_env": {"env_vars": {"A": "1"}},
+    }
+    assert "num_replicas" not in opts
+
+
+def test_fixed_replicas_and_ingress_never_zero():
+    raw = deployment_options(Scaling(min_replicas=3, max_replicas=3), Resources())
+    assert raw["num_replicas"] == 3 and "autoscaling_config" not in raw
+    assert raw["ray_actor_options"] == {"num_cpus": DEFAULT_NUM_CPUS}
+    ingress = deployment_options(
+        Scaling(min_replicas=0, max_replicas=2, autoscale=True), Resources(), min_one=True
+    )
+    assert ingress["autoscaling_config"]["min_replicas"] == 1
+
+
+def test_default_concurrency_is_never_rays_five():
+    opts = deployment_options(Scaling(), Resources())
+    assert opts["max_ongoing_requests"] >= 64 and opts["max_queued_requests"] > 0
+
+
+def test_shipped_configs_build_plans():
+    import yaml
+
+    for name, collocate in (("churn.yaml", False), ("churn-collocated.yaml", True)):
+        cfg = yaml.safe_load((ROOT / "configs" / name).read_text())
+        (app,) = cfg["applications"]
+        assert app["import_path"] == "pipelines.app:build"
+        plan = build_plan(isvc_from_serve_args(app["args"]))
+        assert plan.app_name == app["name"]
+        assert plan.collocate is collocate
+        assert plan.predictor.args == {"method": "predict_proba"}
+        assert plan.transformer is not None and plan.transformer.class_path.endswith("ChurnTransformer")
+    assert build_plan(load_isvc(ROOT / "configs" / "isvc" / "churn.yaml")).name == "churn-classifier"

@@ -1,0 +1,121 @@
+"""The ``isvc`` console script: validate and render, on InferenceService files and Serve configs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.cli import IMPORT_PATH, main
+from pipelines.spec import load_isvc
+from tests.helpers import SPECS
+
+CHURN = SPECS / "good" / "seed_sklearn_churn.yaml"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def serve_config(tmp_path: Path, isvc: object) -> Path:
+    config = {
+        "applications": [
+            {"name": "churn", "route_prefix": "/", "import_path": IMPORT_PATH, "args": {"isvc": isvc}}
+        ]
+    }
+    path = tmp_path / "serve.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_validate_prints_plan_and_ignored_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "validate", str(CHURN))
+    assert (code, err) == (0, "")
+    assert "ml-serving/churn-classifier: valid" in out
+    body = yaml.safe_load(out)  # the comment lines are YAML comments
+    assert body["app_name"] == "ml-serving-churn-classifier"
+    assert body["predictor"]["runtime"] == "predictors.sklearn:SKLearnPredictor"
+    assert body["predictor"]["scaling"]["max_replicas"] == 5
+    assert "#   - spec.predictor.serviceAccountName" in out
+
+
+def test_validate_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "validate", "--json", str(SPECS / "good" / "seed_pytorch_canary.yaml"))
+    body = json.loads(out)
+    assert code == 0 and body["plan"]["canary_traffic_percent"] == 20 and body["ignored"] == []
+
+
+def test_validate_bad_file_exits_1_with_paths_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "validate", str(SPECS / "bad" / "many_problems.yaml"))
+    assert (code, out) == (1, "")
+    assert "spec.predictor.sklearn.storageUrl: unknown field; did you mean 'storageUri'?" in err
+    assert "spec.transfomer: unknown field; did you mean 'transformer'?" in err
+
+
+def test_validate_plan_errors_and_missing_files(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, "validate", str(SPECS / "bad" / "bad_target_annotation.yaml"))
+    assert code == 1 and 'metadata.annotations["autoscaling.knative.dev/target"]' in err
+    code, _, err = run(capsys, "validate", str(tmp_path / "nope.yaml"))
+    assert code == 1 and "cannot read" in err
+
+
+def test_render_serve_config(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "render", str(CHURN))
+    config = yaml.safe_load(out)
+    assert code == 0
+    assert config["http_options"] == {"host": "0.0.0.0", "port": 8000}
+    assert "proxy_location" in config
+    [app] = config["applications"]
+    assert (app["name"], app["route_prefix"], app["import_path"]) == (
+        "ml-serving-churn-classifier",
+        "/",
+        "pipelines.app:build",
+    )
+    rendered = load_isvc(app["args"]["isvc"])
+    assert rendered.model_dump() == load_isvc(CHURN).model_dump()
+
+
+def test_render_port_option(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, "render", "--port", "9000", str(CHURN))
+    assert yaml.safe_load(out)["http_options"]["port"] == 9000
+
+
+def test_serve_config_with_relative_isvc_path(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "isvc").mkdir()
+    (tmp_path / "isvc" / "churn.yaml").write_text(CHURN.read_text())
+    config = serve_config(tmp_path, "isvc/churn.yaml")
+    code, out, _ = run(capsys, "validate", str(config))
+    assert code == 0 and "churn-classifier: valid" in out
+    code, out, _ = run(capsys, "render", str(config))
+    [app] = yaml.safe_load(out)["applications"]
+    assert app["name"] == "churn"  # the config's own application name is kept
+    assert app["args"]["isvc"]["metadata"]["name"] == "churn-classifier"  # and the isvc is now inline
+
+
+def test_serve_config_with_inline_isvc_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bad = yaml.safe_load(CHURN.read_text())
+    bad["spec"]["predictor"]["sklearn"]["storageUrl"] = "s3://x/"
+    code, _, err = run(capsys, "validate", str(serve_config(tmp_path, bad)))
+    assert code == 1
+    assert "applications[0] (churn): spec.predictor.sklearn.storageUrl: unknown field" in err
+
+
+def test_multi_document_needs_name(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    both = tmp_path / "both.yaml"
+    seeds = ("seed_sklearn_churn.yaml", "seed_huggingface_gpu.yaml")
+    both.write_text("---\n".join((SPECS / "good" / n).read_text() for n in seeds))
+    code, _, err = run(capsys, "render", str(both))
+    assert code == 1 and "pick one by name" in err
+    code, out, _ = run(capsys, "render", "--name", "sentiment-service", str(both))
+    assert code == 0 and yaml.safe_load(out)["applications"][0]["name"] == "ml-serving-sentiment-service"
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2
+    capsys.readouterr()
