@@ -93,11 +93,11 @@ class ChurnTransformer(Transformer):
         self.ready = True
         return self.ready
 
-    def get_input_types(self) -> list[TensorSpec]:
+    def get_input_types(self) -> list[dict[str, Any]]:
         """V2 metadata: one ``[N, 5]`` tensor of the features (or one ``[N]`` tensor per feature name)."""
         return [TensorSpec("features", "FP64", [-1, len(FEATURES)])]
 
-    def get_output_types(self) -> list[TensorSpec]:
+    def get_output_types(self) -> list[dict[str, Any]]:
         return [TensorSpec("churn_probability", "FP64", [-1]), TensorSpec("risk_tier", "BYTES", [-1])]
 
     def _scale_rows(self, x: np.ndarray) -> np.ndarray:

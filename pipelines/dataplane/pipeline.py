@@ -117,15 +117,18 @@ def endpoint_tensors(
     rewrite them (no ``preprocess`` / ``postprocess`` of its own); otherwise nothing is
     advertised rather than a tensor the endpoint does not take or return.
     """
-    inputs = declared(transformer, "get_input_types")
-    outputs = declared(transformer, "get_output_types")
-    if inputs is None:
-        inputs = [] if transformer is not None and overrides(transformer, "preprocess") else predictor_inputs
-    if outputs is None:
-        outputs = (
-            [] if transformer is not None and overrides(transformer, "postprocess") else predictor_outputs
-        )
-    return [dict(t) for t in inputs], [dict(t) for t in outputs]
+
+    def pick(hook: str, declare: str, fallback: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        found = declared(transformer, declare)
+        if found is not None:
+            return [dict(t) for t in found]
+        rewritten = transformer is not None and overrides(transformer, hook)
+        return [] if rewritten else [dict(t) for t in fallback]
+
+    return (
+        pick("preprocess", "get_input_types", predictor_inputs),
+        pick("postprocess", "get_output_types", predictor_outputs),
+    )
 
 
 def _predictions(out: Any) -> list[Any]:

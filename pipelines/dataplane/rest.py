@@ -119,7 +119,7 @@ def create_app(
                 if limited and timeout_s:
                     try:
                         result = await asyncio.wait_for(fn(request), timeout_s)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         raise RequestTimeout(
                             f"request took longer than the timeout of {timeout_s:g}s"
                         ) from None

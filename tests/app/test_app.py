@@ -5,7 +5,7 @@ from __future__ import annotations
 from pipelines.app import DEFAULT_NUM_CPUS, deployment_options
 from pipelines.plan import Resources, Scaling, build_plan
 from pipelines.spec import isvc_from_serve_args, load_isvc
-from tests.helpers import ROOT
+from tests.helpers import ROOT, SPECS
 
 
 def test_autoscaling_maps_to_autoscaling_config():
@@ -31,7 +31,7 @@ def test_autoscaling_maps_to_autoscaling_config():
         "num_cpus": 0.5,
         "num_gpus": 1,
         "memory": 2**30,
-        "runtime_env": {"env_vars": {"A": "1"}},
+        "runtime_env": {"env_vars": {"RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH": "536870912", "A": "1"}},
     }
     assert "num_replicas" not in opts
 
@@ -39,10 +39,11 @@ def test_autoscaling_maps_to_autoscaling_config():
 def test_fixed_replicas_and_ingress_never_zero():
     raw = deployment_options(Scaling(min_replicas=3, max_replicas=3), Resources())
     assert raw["num_replicas"] == 3 and "autoscaling_config" not in raw
-    assert raw["ray_actor_options"] == {"num_cpus": DEFAULT_NUM_CPUS}
-    ingress = deployment_options(
-        Scaling(min_replicas=0, max_replicas=2, autoscale=True), Resources(), min_one=True
-    )
+    assert raw["ray_actor_options"]["num_cpus"] == DEFAULT_NUM_CPUS
+    # The planner decides the ingress never scales to zero (the seed's minScale "0").
+    plan = build_plan(load_isvc(SPECS / "good" / "seed_sklearn_churn.yaml"))
+    assert plan.predictor.scaling.min_replicas == 0 and plan.ingress.scaling.min_replicas == 1
+    ingress = deployment_options(plan.ingress.scaling, plan.ingress.resources)
     assert ingress["autoscaling_config"]["min_replicas"] == 1
 
 

@@ -43,10 +43,27 @@ def test_validate_prints_plan_and_ignored_fields(capsys: pytest.CaptureFixture[s
     assert "#   - spec.predictor.serviceAccountName" in out
 
 
-def test_validate_json(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "validate", "--json", str(SPECS / "good" / "seed_pytorch_canary.yaml"))
+def test_validate_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    canary = tmp_path / "canary.yaml"
+    canary.write_text(
+        (SPECS / "good" / "seed_pytorch_canary.yaml").read_text().replace("pytorch:", "sklearn:")
+    )
+    code, out, _ = run(capsys, "validate", "--json", str(canary))
     body = json.loads(out)
     assert code == 0 and body["plan"]["canary_traffic_percent"] == 20 and body["ignored"] == []
+    assert body["plan"]["version"] == "1" and body["notes"] == []
+
+
+@pytest.mark.parametrize(
+    ("name", "runtime"),
+    [("seed_huggingface_gpu.yaml", "huggingface"), ("seed_pytorch_canary.yaml", "pytorch")],
+)
+def test_validate_names_runtimes_not_built_yet(
+    capsys: pytest.CaptureFixture[str], name: str, runtime: str
+) -> None:
+    code, out, err = run(capsys, "validate", str(SPECS / "good" / name))
+    assert (code, out) == (1, "")
+    assert f"spec.predictor.{runtime}: the '{runtime}' runtime is not built yet; available: sklearn" in err
 
 
 def test_validate_bad_file_exits_1_with_paths_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
@@ -84,10 +101,17 @@ def test_render_port_option(capsys: pytest.CaptureFixture[str]) -> None:
     assert yaml.safe_load(out)["http_options"]["port"] == 9000
 
 
-def test_serve_config_with_relative_isvc_path(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_serve_config_with_relative_isvc_path(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "isvc").mkdir()
     (tmp_path / "isvc" / "churn.yaml").write_text(CHURN.read_text())
-    config = serve_config(tmp_path, "isvc/churn.yaml")
+    (tmp_path / "configs").mkdir()
+    config = serve_config(tmp_path / "configs", "isvc/churn.yaml")
+    # One rule, as `serve run` applies it: relative to the working directory, not the config's folder.
+    code, _, err = run(capsys, "validate", str(config))
+    assert code == 1 and "isvc/churn.yaml: cannot read" in err
+    monkeypatch.chdir(tmp_path)
     code, out, _ = run(capsys, "validate", str(config))
     assert code == 0 and "churn-classifier: valid" in out
     code, out, _ = run(capsys, "render", str(config))
@@ -110,8 +134,8 @@ def test_multi_document_needs_name(capsys: pytest.CaptureFixture[str], tmp_path:
     both.write_text("---\n".join((SPECS / "good" / n).read_text() for n in seeds))
     code, _, err = run(capsys, "render", str(both))
     assert code == 1 and "pick one by name" in err
-    code, out, _ = run(capsys, "render", "--name", "sentiment-service", str(both))
-    assert code == 0 and yaml.safe_load(out)["applications"][0]["name"] == "ml-serving-sentiment-service"
+    code, out, _ = run(capsys, "render", "--name", "churn-classifier", str(both))
+    assert code == 0 and yaml.safe_load(out)["applications"][0]["name"] == "ml-serving-churn-classifier"
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

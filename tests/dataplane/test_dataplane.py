@@ -75,9 +75,13 @@ async def test_health_and_metadata(client):
         "ready": True,
     }
     meta = (await client.get("/v2/models/churn-classifier")).json()
-    assert meta["inputs"][0]["shape"] == [-1, 5] and meta["inputs"][0]["datatype"] == "FP64"
-    assert meta["outputs"][0]["shape"] == [-1, 2]
-    assert meta["platform"] == "sklearn"
+    # The endpoint's tensors (the transformer's declaration), not the sklearn model's.
+    assert meta["inputs"] == [{"name": "features", "datatype": "FP64", "shape": [-1, 5]}]
+    assert meta["outputs"] == [
+        {"name": "churn_probability", "datatype": "FP64", "shape": [-1]},
+        {"name": "risk_tier", "datatype": "BYTES", "shape": [-1]},
+    ]
+    assert meta["platform"] == "sklearn" and meta["versions"] == ["1"]
     assert (await client.get("/v2/models/churn-classifier/ready")).json()["ready"] is True
 
 
@@ -146,7 +150,7 @@ class Exploding:
 
 
 async def test_user_hook_exception_is_500_naming_the_hook(churn_artifacts, monkeypatch):
-    import tests.test_dataplane as me
+    import tests.dataplane.test_dataplane as me
 
     plan = churn_plan(churn_artifacts)
     plan = ServicePlan(

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 import pytest
+import yaml
 
 from pipelines.errors import SpecError
 from pipelines.plan import DEFAULT_MAX_ONGOING, Batching, Resources, ServicePlan, build_plan
@@ -44,11 +45,40 @@ def test_seed_sklearn_churn_serverless() -> None:
     assert plan.ignored_fields == ("spec.predictor.serviceAccountName",)
 
 
+def seed_as_sklearn(name: str) -> ServicePlan:
+    """A seed document with its (not yet built) runtime key swapped for sklearn."""
+    text = (SPECS / "good" / name).read_text()
+    for runtime in ("huggingface:", "pytorch:", "XGBoost"):
+        text = text.replace(runtime, "sklearn:" if runtime.endswith(":") else "sklearn")
+    return build_plan(parse_isvc(yaml.safe_load(text)))
+
+
+@pytest.mark.parametrize(
+    ("name", "runtime"),
+    [("seed_huggingface_gpu.yaml", "huggingface"), ("seed_pytorch_canary.yaml", "pytorch")],
+)
+def test_runtimes_not_built_yet_are_errors_naming_them(name: str, runtime: str) -> None:
+    with pytest.raises(SpecError) as info:
+        build_plan(load_isvc(SPECS / "good" / name))
+    assert info.value.problems[0].startswith(
+        f"spec.predictor.{runtime}: the '{runtime}' runtime is not built yet"
+    )
+    assert "available: sklearn" in info.value.problems[0]
+
+
+def test_model_format_not_built_yet_names_the_format_field() -> None:
+    problems = plan_problems({"model": {"modelFormat": {"name": "onnx"}}})
+    assert problems == [
+        "spec.predictor.model.modelFormat.name: the 'onnx' runtime is not built yet; available: sklearn, "
+        "or custom: {class: 'module:Class'} (your own predictor class)"
+    ]
+
+
 def test_seed_huggingface_raw_deployment_gpu() -> None:
-    plan = build_plan(load_isvc(SPECS / "good" / "seed_huggingface_gpu.yaml"))
+    plan = seed_as_sklearn("seed_huggingface_gpu.yaml")
     pred = plan.predictor
     assert plan.deployment_mode == "RawDeployment"
-    assert pred.runtime == "predictors.huggingface:HuggingFacePredictor" and pred.protocol == "v2"
+    assert pred.runtime == "predictors.sklearn:SKLearnPredictor" and pred.protocol == "v2"
     assert pred.args == {
         "model_name": "sentiment",
         "model_id": "cardiffnlp/twitter-roberta-base-sentiment-latest",
@@ -59,11 +89,12 @@ def test_seed_huggingface_raw_deployment_gpu() -> None:
 
 
 def test_seed_pytorch_canary() -> None:
-    plan = build_plan(load_isvc(SPECS / "good" / "seed_pytorch_canary.yaml"))
+    plan = seed_as_sklearn("seed_pytorch_canary.yaml")
     assert plan.canary_traffic_percent == 20
     assert plan.canary is not None and plan.canary.storage_uri == "s3://my-models/recommender/v2/"
     assert plan.predictor.storage_uri == "s3://my-models/recommender/v1/"
-    assert plan.canary.runtime == plan.predictor.runtime == "predictors.pytorch:PyTorchPredictor"
+    assert plan.canary.runtime == plan.predictor.runtime == "predictors.sklearn:SKLearnPredictor"
+    assert (plan.predictor.deployment, plan.canary.deployment) == ("predictor", "predictor-canary")
     assert plan.canary.protocol == "v2"
 
 
@@ -223,14 +254,14 @@ def test_batcher_to_batching() -> None:
 
 
 def test_kserve_args_and_env() -> None:
-    pred = plan_of({"xgboost": {"args": ["--model_name=x", "--foo=3"], "env": {"A": "1"}}}).predictor
+    pred = plan_of({"sklearn": {"args": ["--model_name=x", "--foo=3"], "env": {"A": "1"}}}).predictor
     assert pred.args == {"model_name": "x", "foo": "3"}
     assert pred.env == {"A": "1"}
 
 
 def test_protocol_version() -> None:
-    assert plan_of({"onnx": {"protocolVersion": "v2"}}).predictor.protocol == "v2"
-    assert plan_of({"onnx": {}}).predictor.protocol == "v1"
+    assert plan_of({"sklearn": {"protocolVersion": "v2"}}).predictor.protocol == "v2"
+    assert plan_of({"sklearn": {}}).predictor.protocol == "v1"
 
 
 def test_canary_inherits_unset_component_fields() -> None:
@@ -275,9 +306,9 @@ def test_shap_explainer_and_custom_predictor() -> None:
 
 
 def test_model_format_standard_fixture() -> None:
-    plan = build_plan(load_isvc(SPECS / "good" / "model_format_standard.yaml"))
+    plan = seed_as_sklearn("model_format_standard.yaml")
     pred = plan.predictor
-    assert pred.runtime == "predictors.xgboost:XGBoostPredictor" and pred.model_format == "xgboost"
+    assert pred.runtime == "predictors.sklearn:SKLearnPredictor" and pred.model_format == "sklearn"
     assert (pred.scaling.min_replicas, pred.scaling.autoscale, pred.scaling.max_ongoing_requests) == (
         3,
         False,

@@ -11,7 +11,6 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from pipelines import spec as spec_module
 from pipelines.errors import SpecError
 from pipelines.spec import (
     InferenceService,
@@ -21,6 +20,7 @@ from pipelines.spec import (
     parse_isvc,
     parse_kserve_args,
 )
+from pipelines.spec import models as spec_module
 from tests.helpers import SPECS
 
 GOOD = sorted((SPECS / "good").glob("*.yaml"))
@@ -336,13 +336,21 @@ def test_isvc_from_serve_args(tmp_path: Path) -> None:
     (tmp_path / "isvc" / "churn.yaml").write_text((SPECS / "good" / "seed_sklearn_churn.yaml").read_text())
     by_path = isvc_from_serve_args({"isvc": "isvc/churn.yaml"}, base_dir=tmp_path)
     inline = isvc_from_serve_args({"isvc": by_path.to_dict()})
-    assert by_path.metadata.name == inline.metadata.name == "churn-classifier"
+    bare = isvc_from_serve_args(by_path.to_dict())  # the KServe document itself as args
+    assert by_path.metadata.name == inline.metadata.name == bare.metadata.name == "churn-classifier"
+    assert bare.to_dict() == by_path.to_dict()
     with pytest.raises(SpecError) as info:
         isvc_from_serve_args({"isvs": {}})
     assert info.value.problems == [
         "args.isvs: unknown key; did you mean 'isvc'?",
-        "args.isvc: required (an InferenceService mapping or a path to its YAML)",
+        "args.isvc: required (an InferenceService mapping or a path to its YAML), unless args "
+        "is the InferenceService document itself (apiVersion, kind, metadata, spec)",
     ]
+    with pytest.raises(SpecError) as info:
+        isvc_from_serve_args(
+            {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "spec": {}}
+        )
+    assert "metadata: Field required" in info.value.problems
     with pytest.raises(SpecError, match="cannot read"):
         isvc_from_serve_args({"isvc": "isvc/missing.yaml"}, base_dir=tmp_path)
 

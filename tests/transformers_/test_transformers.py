@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.dataplane import call_hook, construct, load_transformer
-from pipelines.errors import InvalidInput, UserCodeError
+from pipelines.dataplane import call_hook, construct, load_transformer, unknown_args
+from pipelines.errors import InvalidInput, SpecError, UserCodeError
 from pipelines.plan import PredictorNode, ServicePlan, TransformerNode
 from pipelines.protocol import InferOutput, InferRequest, InferResponse
 from transformers_ import Model
@@ -37,8 +37,16 @@ class KServeStyle(Model):
 def test_kserve_style_class_constructs_with_name_and_predictor_host():
     t = construct(KServeStyle, "m", {}, predictor_host="ns-m.predictor")
     assert (t.name, t.predictor_host, t.ready) == ("m", "ns-m.predictor", False)
-    with pytest.raises(TypeError, match="does not accept color"):
+    with pytest.raises(SpecError, match="args.color: KServeStyle\\(\\) takes no argument 'color'"):
         construct(KServeStyle, "m", {"color": "red"}, predictor_host="x")
+
+
+def test_unknown_args_are_errors_even_under_the_base_class():
+    class Plain(Model):  # inherits Transformer.__init__(name, predictor_host=None): no **kwargs
+        pass
+
+    assert unknown_args(Plain, {"threshold": 1}) == ["threshold"]
+    assert unknown_args(Plain, {"predictor_host": "h"}) == []
 
 
 async def test_sync_hooks_run_off_the_event_loop():
