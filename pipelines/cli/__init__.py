@@ -1,5 +1,5 @@
 """The ``isvc`` console script (``validate``, ``render``, ``serve``)."""
 
-from pipelines.cli.commands import IMPORT_PATH, load_file, main, render_serve_config
+from pipelines.cli.commands import IMPORT_PATH, load_file, main, render_serve_config, serve_command
 
-__all__ = ["IMPORT_PATH", "load_file", "main", "render_serve_config"]
+__all__ = ["IMPORT_PATH", "load_file", "main", "render_serve_config", "serve_command"]

@@ -24,7 +24,7 @@ from pipelines.errors import SpecError
 from pipelines.plan import ServicePlan, build_plan
 from pipelines.spec import InferenceService, isvc_from_serve_args, load_isvc
 
-__all__ = ["main", "load_file", "render_serve_config", "IMPORT_PATH"]
+__all__ = ["main", "load_file", "render_serve_config", "serve_command", "IMPORT_PATH"]
 
 IMPORT_PATH = "pipelines.app:build"
 """The Serve ``import_path`` of isvc's application builder."""
@@ -128,30 +128,46 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
-    """Exec Ray's ``serve run`` on FILE with isvc's Serve settings; a bare InferenceService is rendered."""
+def serve_command(
+    file: str | Path,
+    name: str | None = None,
+    host: str = "0.0.0.0",
+    port: int = 8000,
+    extra: list[str] | None = None,
+    environ: dict[str, str] | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """The ``serve run`` command line and environment ``isvc serve FILE`` execs.
+
+    A Serve config runs as it is; a bare InferenceService (KServe's YAML, unchanged) is
+    rendered into a Serve config in a temporary file first. The environment gets isvc's
+    Serve settings (``pipelines/serve.env``) where it does not set them itself.
+    """
     import os
     import shutil
     import tempfile
 
     from pipelines.settings import serve_env
 
-    path = Path(args.file)
-    entries = load_file(path, args.name)
+    path = Path(file)
+    entries = load_file(path, name)
     for _, isvc in entries:
         build_plan(isvc)  # fail here, with field paths, rather than inside a replica
-    if not entries[0][0] or args.name:  # a bare InferenceService: run the rendered Serve config
-        config = render_serve_config(entries, host=args.host, port=args.port)
-        fd, rendered = tempfile.mkstemp(prefix="isvc-serve-", suffix=".yaml")
+    target = str(path)
+    if not entries[0][0] or name is not None:  # a bare InferenceService, or one picked by name
+        config = render_serve_config(entries, host=host, port=port)
+        fd, target = tempfile.mkstemp(prefix="isvc-serve-", suffix=".yaml")
         with os.fdopen(fd, "w") as out:
             yaml.safe_dump(config, out, sort_keys=False)
-        target = rendered
-    else:
-        target = str(path)
     serve = shutil.which("serve") or str(Path(sys.executable).with_name("serve"))
-    argv = [serve, "run", target, *args.serve_args]
+    return [serve, "run", target, *(extra or [])], serve_env(environ)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    argv, env = serve_command(args.file, args.name, args.host, args.port, args.serve_args)
     print(f"isvc: {' '.join(argv)}", file=sys.stderr)
-    os.execve(serve, argv, serve_env())
+    os.execve(argv[0], argv, env)
     return 0  # pragma: no cover - execve does not return
 
 

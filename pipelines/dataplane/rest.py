@@ -32,6 +32,7 @@ from pipelines.errors import (
     ISVCError,
     ModelNotFound,
     ModelNotReady,
+    NotConfigured,
     PayloadTooLarge,
     RequestTimeout,
     ServerOverloaded,
@@ -227,7 +228,7 @@ def create_app(
 
     async def isvc_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ISVCError)
-        if exc.status_code >= 500:
+        if exc.status_code >= 500 and not isinstance(exc, NotConfigured):
             logger.warning("%s %s: %s", request.method, request.url.path, exc)
         return error_response(exc.status_code, exc.message)
 
