@@ -98,7 +98,12 @@ def declared(transformer: Any, hook: str) -> list[TensorSpec] | None:
     """What a transformer declares with ``get_input_types()`` / ``get_output_types()``, or ``None``."""
     if transformer is None or not overrides(transformer, hook):
         return None
-    entries = getattr(transformer, hook)()
+    try:
+        entries = getattr(transformer, hook)()
+    except ISVCError:
+        raise
+    except Exception as exc:
+        raise UserCodeError(hook, exc) from exc
     if not isinstance(entries, list | tuple):
         raise UserCodeError(hook, TypeError(f"returned {type(entries).__name__}, expected a list"))
     try:
@@ -207,7 +212,9 @@ class ModelPipeline:
             response = await call_hook(self.transformer, "postprocess", response, headers)
         requested = [o["name"] if isinstance(o, dict) else o for o in (request.outputs or [])] or None
         if isinstance(response, dict) and "outputs" in response:
-            response = InferResponse.from_json({"model_name": self.name, "id": request.id, **response})
+            response = InferResponse.from_json(
+                {"model_name": self.name, "id": request.id, "model_version": self.version, **response}
+            )
         if isinstance(response, InferResponse):
             if response.id is None:
                 response.id = request.id

@@ -9,6 +9,7 @@ several fields at once (annotation values, replica bounds, which runtimes exist)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -101,6 +102,7 @@ _count = _at_least(int, 0)
 _non_negative = _at_least(float, 0)
 _at_least_one = _at_least(int, 1)
 _byte_size = _at_least(parse_memory, 1)
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def _ann(
@@ -325,8 +327,11 @@ def build_plan(isvc: InferenceService) -> ServicePlan:
     max_rows = _ann(ann, ANN_COALESCE_MAX_ROWS, _at_least_one, "an integer >= 1", ctx)
     body = _ann(ann, ANN_MAX_BODY, _byte_size, "a size like '64Mi' or '100000000' (bytes)", ctx)
     version = ann.get(ANN_VERSION, ServicePlan.version).strip()
-    if not version or "/" in version:
-        ctx.problems.append(f"{_ann_path(ANN_VERSION)}: expected a version name without '/', got {version!r}")
+    if not _VERSION.match(version):
+        ctx.problems.append(
+            f"{_ann_path(ANN_VERSION)}: expected a version name of letters, digits, '.', '_' or '-' "
+            f"(it goes into URLs), got {version!r}"
+        )
     if ctx.problems:
         raise SpecError(ctx.problems)
     return ServicePlan(
