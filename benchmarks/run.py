@@ -14,7 +14,7 @@ then prints one table and the ratios against the DESIGN §4 goals, and writes
 
     python benchmarks/run.py                          # everything, 10 s per load (~8 min)
     python benchmarks/run.py --only kserve --duration 5
-    python benchmarks/run.py --only ours --configs standin configs/churn.yaml
+    python benchmarks/run.py --only ours --configs configs/churn.yaml
 """
 
 from __future__ import annotations

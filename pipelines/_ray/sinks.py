@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ray.serve.exceptions import BackPressureError
 
-from pipelines.batching import Failure
+from pipelines.batching import Failure, chunk_rows, concat
 from pipelines.errors import ServerOverloaded
 
 __all__ = ["HandleSink"]
 
 
 class HandleSink:
-    """``handle.predict.remote(batch)``; back-pressure is a 503, a carried :class:`Failure` re-raised."""
+    """``handle.predict.remote(batch)``; back-pressure is a 503, a carried :class:`Failure` re-raised.
+
+    Big batches go as concurrent chunks (faster than one message, measured); Ray's gRPC message
+    limit is raised as well (``pipelines/serve.env``), so a chunk of wide rows still fits.
+    """
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
 
     async def predict(self, batch: Any) -> Any:
+        """One call, or — for a batch over :data:`HOP_CHUNK_BYTES` — concurrent chunks, joined back."""
+        parts = chunk_rows(batch)
+        if len(parts) == 1:
+            return await self._call(batch)
+        return concat(list(await asyncio.gather(*(self._call(p) for p in parts))))
+
+    async def _call(self, batch: Any) -> Any:
         try:
             result = await self.handle.predict.remote(batch)
         except BackPressureError as exc:

@@ -3,7 +3,9 @@
 
 from pipelines.batching.coalesce import Coalescer
 from pipelines.batching.rows import (
+    HOP_CHUNK_BYTES,
     Failure,
+    chunk_rows,
     InlineOrThread,
     concat,
     kind_of,

@@ -1,143 +1,26 @@
-"""One real local Ray cluster per test session, started as the README's cluster recipe does.
-
-``ray start --head --block`` with isvc's Serve settings (pipelines/serve.env), its own ports and
-temp folder, and a marker in its environment; applications go on it with ``serve deploy`` (and
-``isvc serve``), with ``RAY_AUTH_MODE=token`` as Ray 2.60's token auth needs. At the end, only
-the processes this session started are stopped: the ``ray start`` process group and anything
-carrying the marker (Ray workers, HAProxy) — never ``ray stop``, which would end every Ray
-cluster on the machine, a developer's ``make serve`` included.
-"""
+"""Fixtures of the integration tier: an S3 server and one Ray cluster per session (see cluster.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
-import yaml
 
 from pipelines.settings import serve_env
 from tests.helpers import ROOT
-
-BIN = Path(sys.executable).parent
-MARKER = "ISVC_TEST_RUN"
+from tests.integration.cluster import BIN, MARKER, Cluster, dashboard_up, free_port, stop
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def marked(marker: str) -> list[psutil.Process]:
-    """Every process whose environment carries ``ISVC_TEST_RUN=<marker>``."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get(MARKER) == marker:
-                found.append(proc)
-        except (psutil.Error, OSError):
-            continue
-    return found
-
-
-def stop(marker: str, *groups: int) -> None:
-    """SIGTERM the groups and the marked processes, then SIGKILL what is left."""
-    for pgid in groups:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGTERM)
-    procs = marked(marker)
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            p.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=15)
-    for p in alive + marked(marker):
-        with contextlib.suppress(psutil.Error):
-            p.kill()
-
-
-def _dashboard_up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/api/version", timeout=2).status_code < 500
-    except httpx.HTTPError:
-        return False
-
-
-@dataclass
-class Cluster:
-    """A running session cluster: where it listens, the env its clients use, its working folder."""
-
-    cwd: Path
-    env: dict[str, str]
-    http_port: int
-    marker: str
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        """Ray's (or isvc's) CLI against this cluster, as a user in another shell types it."""
-        return subprocess.run(
-            [str(BIN / args[0]), *args[1:]],
-            cwd=self.cwd,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-    def config(self, name: str) -> Path:
-        """``configs/<name>`` with this session's HTTP port, in the working folder."""
-        cfg = yaml.safe_load((ROOT / "configs" / name).read_text())
-        cfg["http_options"]["port"] = self.http_port
-        path = self.cwd / f"session-{name}"
-        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-        return path
-
-    def deploy(self, name: str, deployments: set[str], timeout_s: float = 240) -> None:
-        """``serve deploy`` a config and wait until its application runs exactly ``deployments``."""
-        done = self.cli("serve", "deploy", str(self.config(name)))
-        assert done.returncode == 0, done.stderr[-3000:]
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            status = self.cli("serve", "status")
-            assert status.returncode == 0, status.stderr[-3000:]
-            apps = (yaml.safe_load(status.stdout) or {}).get("applications") or {}
-            app = apps.get("ml-serving-churn-classifier") or {}
-            found = app.get("deployments") or {}
-            if (
-                app.get("status") == "RUNNING"
-                and set(found) == deployments
-                and all(d.get("status") == "HEALTHY" for d in found.values())
-                and self.ready()
-            ):
-                return
-            time.sleep(2)
-        raise TimeoutError(f"{name} not running after {timeout_s}s:\n{status.stdout}")
-
-    def ready(self) -> bool:
-        try:
-            return httpx.get(f"{self.base}/v2/models/churn-classifier/ready", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
 
 
 @pytest.fixture(scope="session")
@@ -226,7 +109,7 @@ def cluster(served_dir: Path, s3_server: dict[str, str]) -> Iterator[Cluster]:
     c = Cluster(cwd=served_dir, env=client_env, http_port=free_port(), marker=marker)
     try:
         deadline = time.monotonic() + 120
-        while not _dashboard_up(dashboard_url) or c.cli("ray", "status", timeout=60).returncode != 0:
+        while not dashboard_up(dashboard_url) or c.cli("ray", "status", timeout=60).returncode != 0:
             if head.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"ray start failed:\n{(served_dir / 'ray-start.log').read_text()[-3000:]}")
             time.sleep(2)

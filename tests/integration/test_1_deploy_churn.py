@@ -14,7 +14,7 @@ import yaml
 
 from pipelines.protocol import HEADER
 from tests.helpers import ROW
-from tests.integration.conftest import Cluster
+from tests.integration.cluster import Cluster
 
 PREDICT = "/v1/models/churn-classifier:predict"
 INFER = "/v2/models/churn-classifier/infer"

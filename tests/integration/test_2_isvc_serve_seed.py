@@ -16,7 +16,7 @@ import joblib
 import numpy as np
 
 from tests.helpers import ROW, SPECS
-from tests.integration.conftest import BIN, Cluster
+from tests.integration.cluster import BIN, Cluster
 
 SEED = SPECS / "good" / "seed_sklearn_churn.yaml"
 
