@@ -5,16 +5,20 @@ from pipelines.batching.coalesce import Coalescer
 from pipelines.batching.rows import (
     HOP_CHUNK_BYTES,
     Failure,
-    chunk_rows,
     InlineOrThread,
+    chunk_rows,
     concat,
     kind_of,
+    nbytes_of,
     predict_many,
     run_one,
     split_rows,
 )
 
 __all__ = [
+    "HOP_CHUNK_BYTES",
+    "chunk_rows",
+    "nbytes_of",
     "Coalescer",
     "Failure",
     "InlineOrThread",
