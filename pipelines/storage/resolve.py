@@ -34,9 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.errors import StorageError
-from pipelines.storage import remote
 from pipelines.storage.archive import is_archive, unpack
 from pipelines.storage.cache import cached
+from pipelines.storage.http import fetch_http
+from pipelines.storage.s3 import fetch_s3, split_s3_uri
 
 __all__ = ["SUPPORTED_SCHEMES", "StorageSettings", "download"]
 
@@ -164,13 +165,13 @@ def download(uri: str, settings: StorageSettings | None = None) -> Path:
     if scheme == "pvc":
         return _local(_pvc_path(rest, uri, settings.pvc_root), uri, settings)
     if scheme == "s3":
-        bucket, prefix = remote.split_s3_uri(f"s3://{rest}")
+        bucket, prefix = split_s3_uri(f"s3://{rest}")
         endpoint = settings.resolved_s3_endpoint() or "aws"
         identity = f"s3://{bucket}/{prefix}|endpoint={endpoint}"
-        return _remote(identity, uri, settings, lambda dest: remote.fetch_s3(uri, dest, settings))
+        return _remote(identity, uri, settings, lambda dest: fetch_s3(uri, dest, settings))
     if scheme in ("http", "https"):
         identity = f"{scheme}://{rest}"
-        return _remote(identity, uri, settings, lambda dest: remote.fetch_http(identity, dest))
+        return _remote(identity, uri, settings, lambda dest: fetch_http(identity, dest))
     if scheme in _NOT_YET:
         raise StorageError(
             f"{uri}: {scheme}:// storage is not supported yet; copy the model to a local path, "

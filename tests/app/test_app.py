@@ -65,3 +65,15 @@ def test_shipped_configs_build_plans():
         assert plan.predictor.args == {"method": "predict_proba"}
         assert plan.transformer is not None and plan.transformer.class_path.endswith("ChurnTransformer")
     assert build_plan(load_isvc(ROOT / "configs" / "isvc" / "churn.yaml")).name == "churn-classifier"
+
+
+def test_build_takes_the_kserve_document_itself_or_a_path(monkeypatch) -> None:
+    from ray.serve import Application
+
+    from pipelines.app import build
+
+    monkeypatch.chdir(ROOT)  # `serve run pipelines.app:build isvc=configs/isvc/churn.yaml` from the root
+    by_path = build({"isvc": "configs/isvc/churn.yaml"})
+    bare = build(yaml_doc := load_isvc(ROOT / "configs" / "isvc" / "churn.yaml").to_dict())
+    assert isinstance(by_path, Application) and isinstance(bare, Application)
+    assert yaml_doc["kind"] == "InferenceService"

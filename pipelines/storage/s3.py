@@ -1,9 +1,8 @@
-"""Fetchers for remote storage: S3 (boto3) and plain HTTP(S) (stdlib ``urllib``).
+"""The ``s3://`` fetcher (boto3, imported lazily: a node serving only local models never pays for it).
 
 Each fetcher writes files into an empty folder it is given and raises :class:`StorageError`
 (naming the URI and the reason) for anything that goes wrong; caching, locking and archive
-unpacking are the caller's business (``pipelines.storage``). boto3 is imported lazily, so a
-node that only serves local models never pays for it.
+unpacking are the caller's business (``pipelines.storage``).
 
 Example::
 
@@ -15,10 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import posixpath
-import shutil
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,11 +24,10 @@ from pipelines.errors import StorageError
 if TYPE_CHECKING:
     from pipelines.storage.resolve import StorageSettings
 
-__all__ = ["fetch_http", "fetch_s3", "split_s3_uri"]
+__all__ = ["fetch_s3", "split_s3_uri"]
 
 logger = logging.getLogger(__name__)
 
-_HTTP_TIMEOUT_S = 300.0
 _S3_PARALLEL_OBJECTS = 8
 _ACCESS_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"}
 
@@ -130,22 +124,3 @@ def _s3_errors(uri: str, bucket: str, key: str | None = None) -> Iterator[None]:
         raise StorageError(f"{uri}: {reason}") from exc
     except BotoCoreError as exc:
         raise StorageError(f"{uri}: {exc}") from exc
-
-
-def fetch_http(uri: str, dest: Path) -> None:
-    """Download one file from an ``http(s)://`` URL into ``dest``, named after the URL's last
-    path segment (``model`` when there is none)."""
-    path = urllib.parse.urlsplit(uri).path
-    name = posixpath.basename(urllib.parse.unquote(path))
-    if name in ("", ".", "..") or "/" in name or "\\" in name:
-        name = "model"
-    logger.info("downloading %s", uri)
-    try:
-        with urllib.request.urlopen(uri, timeout=_HTTP_TIMEOUT_S) as response, open(dest / name, "wb") as out:
-            shutil.copyfileobj(response, out, length=1 << 20)
-    except urllib.error.HTTPError as exc:
-        raise StorageError(f"{uri}: HTTP {exc.code} {exc.reason}") from exc
-    except urllib.error.URLError as exc:
-        raise StorageError(f"{uri}: cannot connect: {exc.reason}") from exc
-    except (OSError, ValueError) as exc:
-        raise StorageError(f"{uri}: download failed: {exc}") from exc
