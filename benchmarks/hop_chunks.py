@@ -40,8 +40,7 @@ def main() -> int:
     import ray
     from ray import serve
 
-    from pipelines._ray.deployments import PredictorDeployment
-    from pipelines._ray.options import deployment_options
+    from pipelines._ray import PredictorDeployment, deployment_options
     from pipelines.plan import PredictorNode, Resources, Scaling
 
     Path(os.environ["RAY_TMPDIR"]).mkdir(parents=True, exist_ok=True)

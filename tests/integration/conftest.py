@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -77,7 +78,17 @@ def cluster(served_dir: Path, s3_server: dict[str, str]) -> Iterator[Cluster]:
     tmp.mkdir(parents=True, exist_ok=True)
     gcs, dashboard = free_port(), free_port()
     base_env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    haproxy = Path("/tmp") / f"hx-{marker[:6]}"  # short: HAProxy's unix sockets live here (108-byte limit)
     env = serve_env({**base_env, **s3_server, MARKER: marker, "RAY_TMPDIR": str(tmp)})
+    env.update(  # HAProxy's own ports and files, apart from any other Serve on this machine
+        RAY_SERVE_HAPROXY_METRICS_PORT=str(free_port()),
+        RAY_SERVE_HAPROXY_STATS_PORT=str(free_port()),
+        RAY_SERVE_HAPROXY_CONFIG_FILE_LOC=str(haproxy / "haproxy.cfg"),
+        RAY_SERVE_HAPROXY_SOCKET_PATH=str(haproxy / "admin.sock"),
+        RAY_SERVE_HAPROXY_SERVER_STATE_BASE=str(haproxy),
+        RAY_SERVE_HAPROXY_SERVER_STATE_FILE=str(haproxy / "server-state"),
+        RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH=str(haproxy / "metrics.sock"),
+    )
     log = open(served_dir / "ray-start.log", "w")  # noqa: SIM115 - closed below
     head = subprocess.Popen(
         [
@@ -88,7 +99,19 @@ def cluster(served_dir: Path, s3_server: dict[str, str]) -> Iterator[Cluster]:
             f"--port={gcs}",
             f"--dashboard-port={dashboard}",
             "--dashboard-host=127.0.0.1",
-            f"--ray-client-server-port={free_port()}",
+            # Every port of its own, so that a developer's `make serve` beside it is left alone.
+            *(
+                f"--{flag}={free_port()}"
+                for flag in (
+                    "ray-client-server-port",
+                    "dashboard-agent-listen-port",
+                    "dashboard-agent-grpc-port",
+                    "metrics-export-port",
+                    "runtime-env-agent-port",
+                    "node-manager-port",
+                    "object-manager-port",
+                )
+            ),
             "--num-cpus=4",
             "--disable-usage-stats",
             f"--temp-dir={tmp}",
@@ -117,3 +140,4 @@ def cluster(served_dir: Path, s3_server: dict[str, str]) -> Iterator[Cluster]:
     finally:
         stop(marker, head.pid)
         log.close()
+        shutil.rmtree(haproxy, ignore_errors=True)

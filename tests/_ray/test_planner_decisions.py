@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pipelines._ray.options import deployment_options
+from pipelines._ray import deployment_options
 from pipelines.errors import SpecError
 from pipelines.plan import DEFAULT_MAX_BODY_BYTES, Resources, ServicePlan, build_plan
 from pipelines.settings import GRPC_LIMIT_VAR

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from ray.serve.exceptions import BackPressureError
 
-from pipelines._ray.sinks import HandleSink
+from pipelines._ray import HandleSink
 from pipelines.batching import HOP_CHUNK_BYTES, Failure, chunk_rows
 from pipelines.errors import InvalidInput, ServerOverloaded
 
