@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from explainers import EXPLAINERS
 from pipelines.errors import SpecError
 from pipelines.plan.nodes import (
     DEFAULT_MAX_ONGOING,
@@ -267,6 +268,14 @@ def _explainer(spec: ExplainerSpec, ctx: _Ctx) -> ExplainerNode:
     runtime = spec.runtime
     if runtime.args:
         ctx.ignored.append(f"{path}.{spec.kind}.args (explainer settings go in config)")
+    where = f"{path}.{spec.kind}"
+    cls = EXPLAINERS.get(runtime.type)
+    if cls is None:
+        ctx.problems.append(
+            f"{where}.type: the {runtime.type} explainer is not built yet; available: {', '.join(EXPLAINERS)}"
+        )
+    else:
+        ctx.problems += cls.check_config(dict(runtime.config or {}), where=f"{where}.config")
     return ExplainerNode(
         kind=spec.kind,
         type=runtime.type,

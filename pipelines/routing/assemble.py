@@ -17,6 +17,7 @@ from typing import Any
 
 from pipelines.batching import Coalescer
 from pipelines.dataplane import ModelPipeline, endpoint_tensors
+from pipelines.errors import NotConfigured
 from pipelines.plan import PredictorNode, ServicePlan
 from pipelines.routing.sinks import PredictorSink
 from pipelines.routing.split import traffic_split
@@ -40,6 +41,16 @@ async def assemble(
         plan.canary_traffic_percent,
     )
     inputs, outputs = endpoint_tensors(transformer, meta["inputs"], meta["outputs"])
+    explain = None
+    if plan.explainer is not None:
+        kind = plan.explainer.type
+
+        async def explain(body: dict[str, Any], headers: dict[str, str]) -> Any:
+            raise NotConfigured(
+                f"model '{plan.name}': spec.explainer ({kind}) is accepted, but explainer deployments "
+                "are not built yet, so :explain is not served"
+            )
+
     return ModelPipeline(
         plan.name,
         predict=predict,
@@ -49,4 +60,5 @@ async def assemble(
         platform=meta["platform"],
         version=plan.version,
         output_name=meta["outputs"][0]["name"] if meta["outputs"] else "output-0",
+        explain=explain,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
 from pipelines.plan import PredictorNode, ServicePlan, build_plan
 from pipelines.routing import assemble
@@ -140,3 +141,28 @@ async def test_transformer_declaration_overrides_stable_metadata():
     pipe = await assemble(canary_plan(), Factory(), Declares("m"))
     assert pipe.inputs == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
     assert pipe.outputs == STABLE_META["outputs"]
+
+
+async def test_a_configured_explainer_is_never_advertised_as_served() -> None:
+    from pipelines.errors import NotConfigured
+
+    doc = {
+        "metadata": {"name": "m"},
+        "spec": {
+            "predictor": {"sklearn": {"storageUri": "s3://b/m"}},
+            "explainer": {"shap": {"type": "KernelShap", "config": {"nsamples": 10}}},
+        },
+    }
+    plan = build_plan(parse_isvc(doc))
+
+    class Sink:
+        async def predict(self, batch):
+            return batch
+
+        async def metadata(self):
+            return {"inputs": [], "outputs": [], "platform": "sklearn"}
+
+    pipe = await assemble(plan, lambda node: Sink())
+    with pytest.raises(NotConfigured, match="explainer deployments are not built yet") as info:
+        await pipe.explain_v1({"instances": [[1]]}, {})
+    assert info.value.status_code == 501

@@ -1,0 +1,107 @@
+"""Explainers on a tiny model with a known rule (churn = support_tickets > 5), no Ray, no HTTP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.tree import DecisionTreeClassifier
+
+from explainers import EXPLAINERS, AnchorTabularExplainer, KernelShapExplainer, load_background
+from pipelines.errors import StorageError
+
+NAMES = ["age", "tenure_days", "monthly_spend", "support_tickets", "last_login_days"]
+
+
+@pytest.fixture(scope="module")
+def rule(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DecisionTreeClassifier]:
+    rng = np.random.default_rng(3)
+    x = np.column_stack([
+        rng.integers(18, 80, 600), rng.integers(1, 2000, 600), rng.uniform(5, 200, 600),
+        rng.integers(0, 11, 600), rng.integers(0, 60, 600),
+    ]).astype(np.float64)  # fmt: skip
+    model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(x, (x[:, 3] > 5).astype(int))
+    folder = tmp_path_factory.mktemp("explainer")
+    np.save(folder / "background.npy", x[:300])
+    (folder / "metadata.json").write_text(json.dumps({"feature_names": NAMES}))
+    return folder, model
+
+
+def test_anchor_names_the_rule_with_precision_over_the_threshold(rule) -> None:
+    folder, model = rule
+    explainer = AnchorTabularExplainer("churn", {"threshold": 0.95, "seed": 1, "max_samples_start": 100})
+    calls: list[int] = []
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        calls.append(len(batch))
+        return model.predict(batch)
+
+    explainer.load(folder, predict)
+    x = np.array([[41, 30, 120.5, 8, 21], [30, 900, 50.0, 1, 3]])
+    first, second = explainer.explain(x)  # every instance, not only the first
+    assert any("support_tickets" in clause for clause in first["data"]["anchor"])
+    assert first["data"]["precision"] >= 0.95 and 0 < first["data"]["coverage"] <= 1
+    assert first["meta"]["name"] == "AnchorTabular" and first["meta"]["params"]["min_samples_start"] == 100
+    assert second["data"]["raw"]["prediction"] == [0] and first["data"]["raw"]["prediction"] == [1]
+    assert max(calls) > 1  # whole sampling batches, not one row at a time
+
+
+def test_anchor_parameters_override_config_and_are_checked(rule) -> None:
+    folder, model = rule
+    explainer = AnchorTabularExplainer("churn", {"seed": 1})
+    explainer.load(folder, model.predict)
+    loose = explainer.explain(np.array([[41, 30, 120.5, 8, 21]]), {"threshold": 0.5})[0]
+    assert loose["meta"]["params"]["threshold"] == 0.5
+    with pytest.raises(
+        ValueError, match="parameters.treshold: unknown AnchorTabular setting; did you mean 'threshold'"
+    ):
+        explainer.explain(np.array([[41, 30, 120.5, 8, 21]]), {"treshold": 0.5})
+
+
+def test_unknown_config_key_names_the_nearest() -> None:
+    with pytest.raises(
+        ValueError, match="config.beam_sise: unknown AnchorTabular setting; did you mean 'beam_size'"
+    ):
+        AnchorTabularExplainer("m", {"beam_sise": 2})
+    assert KernelShapExplainer.check_config({"nsample": 10}) == [
+        "config.nsample: unknown KernelShap setting; did you mean 'nsamples'?"
+    ]
+    assert set(EXPLAINERS) == {"AnchorTabular", "KernelShap"}
+
+
+def test_kernel_shap_values_add_up_to_the_model_output(rule) -> None:
+    folder, model = rule
+    explainer = KernelShapExplainer("churn", {"nsamples": 200, "background_size": 30})
+    explainer.load(folder, model.predict_proba)
+    x = np.array([[41, 30, 120.5, 8, 21], [30, 900, 50.0, 1, 3]])
+    explanations = explainer.explain(x)
+    assert len(explanations) == 2
+    for row, e in zip(x, explanations, strict=True):
+        sv = np.asarray(e["shap_values"])  # [features][outputs]
+        assert sv.shape == (5, 2) and e["feature_names"] == NAMES and e["link"] == "identity"
+        # Kernel SHAP's sum constraint is exact up to float error (the sampling error is in how
+        # the total is shared among features, not in the total).
+        np.testing.assert_allclose(np.asarray(e["expected_value"]) + sv.sum(axis=0), e["output"], atol=1e-9)
+        np.testing.assert_allclose(e["output"], model.predict_proba(row[None])[0], atol=1e-6)
+        assert abs(sv[3, 1]) == np.abs(sv[:, 1]).max()  # support_tickets carries the decision
+
+
+def test_background_artifacts_fail_naming_the_file(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="no background data"):
+        load_background(tmp_path)
+    (tmp_path / "background.csv").write_text("a,b\n1,x\n")
+    with pytest.raises(StorageError, match="background.csv: background data must be numeric"):
+        load_background(tmp_path)
+    (tmp_path / "background.csv").write_text("a,b\n1,2\n3,4\n")
+    assert load_background(tmp_path).feature_names == ["a", "b"]
+    (tmp_path / "metadata.json").write_text("{not json")
+    with pytest.raises(StorageError, match="metadata.json: not valid JSON"):
+        load_background(tmp_path)
+    (tmp_path / "metadata.json").write_text(json.dumps({"feature_names": ["only-one"]}))
+    with pytest.raises(StorageError, match="feature_names must list 2 names"):
+        load_background(tmp_path)
+    np.save(tmp_path / "train.npy", np.zeros((2, 2)))
+    with pytest.raises(StorageError, match="several background files"):
+        load_background(tmp_path)
