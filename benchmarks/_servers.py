@@ -2,7 +2,7 @@
 
 Every launched process gets ``ISVC_BENCH_RUN=<token>`` in its environment and its own
 session; Ray's raylet, GCS, workers and HAProxy inherit the marker, so :meth:`Server.stop`
-can find and kill exactly what this run started (a scoped ``ray stop --force``), even
+can find and kill exactly what this run started (and nothing else on the machine), even
 processes re-parented away from the tree.
 """
 
