@@ -15,10 +15,13 @@ __all__ = ["RUNTIME_ALIASES", "import_string", "load_predictor_class"]
 
 RUNTIME_ALIASES = {
     "sklearn": "predictors.sklearn:SKLearnPredictor",
+    "xgboost": "predictors.xgboost:XGBoostPredictor",
+    "lightgbm": "predictors.lightgbm:LightGBMPredictor",
 }
-"""KServe format names of the runtimes that exist (a test imports every one). The spec knows
-more names (xgboost, lightgbm, pytorch, onnx, huggingface); the planner reports those as
-not built yet rather than letting a replica die on import."""
+"""KServe format names of the runtimes that exist (a test imports every one): the keys of
+``spec.predictor.<runtime>`` and the values of ``spec.predictor.model.modelFormat.name``.
+A name the spec knows but that is missing here is reported by the planner as not built yet
+rather than letting a replica die on import."""
 
 
 def import_string(path: str) -> Any:

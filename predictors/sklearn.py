@@ -9,6 +9,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,48 +18,44 @@ import numpy as np
 import sklearn
 
 from pipelines.errors import InvalidInput, StorageError
+from predictors._files import find_model_file, need_dir
 from predictors.base import Predictor, TensorSpec
 
 __all__ = ["SKLearnPredictor"]
 
-MODEL_FILES = ("model.joblib", "model.pkl", "model.pickle")
+EXTENSIONS = (".joblib", ".pkl", ".pickle")
 METHODS = ("predict", "predict_proba")
-
-
-def find_model_file(model_dir: Path, names: tuple[str, ...] = MODEL_FILES) -> Path:
-    """The model file in ``model_dir`` (or ``model_dir`` itself when it is a file)."""
-    if model_dir.is_file():
-        return model_dir
-    for name in names:
-        if (model_dir / name).is_file():
-            return model_dir / name
-    candidates = sorted(p.name for p in model_dir.glob("*") if p.suffix in {".joblib", ".pkl", ".pickle"})
-    if len(candidates) == 1:
-        return model_dir / candidates[0]
-    raise StorageError(f"no model file in {model_dir}: expected one of {', '.join(names)}")
+PREDICT_PROBA_ENV = "PREDICT_PROBA"
 
 
 class SKLearnPredictor(Predictor):
-    """Runs a fitted estimator's ``predict`` or ``predict_proba`` (option ``method``).
+    """Runs a fitted estimator's ``predict`` or ``predict_proba``.
 
-    KServe's sklearn server switches to probabilities with ``PREDICT_PROBA``; here the
-    option is ``method: predict_proba`` in the component's ``args``.
+    As in KServe's sklearn server, the component env ``PREDICT_PROBA=true`` (any case) calls
+    ``predict_proba`` when the estimator has one (and ``predict`` when it has not); isvc's
+    ``args: ["--method=predict_proba"]`` (or ``predict``) says it explicitly and wins over
+    the env. The env is read once, here, in the replica the env was given to.
     """
 
     platform = "sklearn"
 
-    def __init__(self, name: str, method: str = "predict", **options: Any) -> None:
+    def __init__(self, name: str, method: str | None = None, **options: Any) -> None:
         super().__init__(name, **options)
-        if method not in METHODS:
+        if method is not None and method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        self.method = method
+        self.method = method or "predict"
+        self._proba_env = method is None and os.environ.get(PREDICT_PROBA_ENV, "false").lower() == "true"
         self.model: Any = None
         self._fn: Any = None
 
     def load(self, model_dir: str | Path | None) -> None:
-        if model_dir is None:
-            raise StorageError("the sklearn runtime needs a storageUri")
-        self.model = joblib.load(find_model_file(Path(model_dir)))
+        path = find_model_file(need_dir(model_dir, "sklearn"), EXTENSIONS, "sklearn")
+        try:
+            self.model = joblib.load(path)
+        except Exception as exc:  # unpickling errors have no common base
+            raise StorageError(f"sklearn: cannot load {path}: {type(exc).__name__}: {exc}") from exc
+        if self._proba_env and hasattr(self.model, "predict_proba"):
+            self.method = "predict_proba"
         if not hasattr(self.model, self.method):
             raise StorageError(f"{type(self.model).__name__} has no {self.method}()")
         self._fn = getattr(self.model, self.method)

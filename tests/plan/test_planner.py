@@ -57,7 +57,10 @@ def seed_as_sklearn(name: str) -> ServicePlan:
     ("name", "runtime"),
     [("seed_huggingface_gpu.yaml", "huggingface"), ("seed_pytorch_canary.yaml", "pytorch")],
 )
-def test_runtimes_not_built_yet_are_errors_naming_them(name: str, runtime: str) -> None:
+def test_runtimes_not_built_yet_are_errors_naming_them(
+    name: str, runtime: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delitem(RUNTIME_ALIASES, runtime, raising=False)  # a KServe name with no module yet
     with pytest.raises(SpecError) as info:
         build_plan(load_isvc(SPECS / "good" / name))
     assert info.value.problems[0].startswith(
@@ -66,7 +69,9 @@ def test_runtimes_not_built_yet_are_errors_naming_them(name: str, runtime: str) 
     assert "available: sklearn" in info.value.problems[0]
 
 
-def test_model_format_not_built_yet_names_the_format_field() -> None:
+def test_model_format_not_built_yet_names_the_format_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in RUNTIME_ALIASES if n != "sklearn"]:
+        monkeypatch.delitem(RUNTIME_ALIASES, name)
     problems = plan_problems({"model": {"modelFormat": {"name": "onnx"}}})
     assert problems == [
         "spec.predictor.model.modelFormat.name: the 'onnx' runtime is not built yet; available: sklearn, "
