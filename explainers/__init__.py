@@ -2,17 +2,18 @@
 ``predict_fn(np.ndarray)``: Anchor via alibi (imported lazily), SHAP via ``shap`` directly.
 
 >>> sorted(EXPLAINERS)
-['AnchorTabular', 'KernelShap']
+['AnchorTabular', 'KernelShap', 'TreeShap']
 """
 
 from explainers.anchor import AnchorTabularExplainer
 from explainers.base import Explainer, PredictFn
 from explainers.data import Background, load_background
-from explainers.shap_ import KernelShapExplainer
+from explainers.shap_ import KernelShapExplainer, TreeShapExplainer
 
 EXPLAINERS: dict[str, type[Explainer]] = {
     "AnchorTabular": AnchorTabularExplainer,
     "KernelShap": KernelShapExplainer,
+    "TreeShap": TreeShapExplainer,
 }
 """Explainer ``type`` → class, for the types that are built (``spec.explainer.{alibi,shap}.type``)."""
 
@@ -23,5 +24,6 @@ __all__ = [
     "Explainer",
     "KernelShapExplainer",
     "PredictFn",
+    "TreeShapExplainer",
     "load_background",
 ]

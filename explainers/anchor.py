@@ -3,6 +3,15 @@
 alibi is under the Business Source License 1.1; it stays behind :class:`~explainers.base.Explainer`
 so that it can be swapped. The explanation is alibi's own ``{"meta", "data"}`` JSON, as
 KServe's alibi explainer returned it (``data.anchor``, ``data.precision``, ``data.coverage``, ``data.raw``).
+
+Artifacts (the explainer's ``storageUri`` folder), first match wins:
+
+- ``meta.dill`` + ``explainer.dill``: a folder written by ``alibi.saving.save_explainer``;
+- ``explainer.dill`` alone: KServe's saved explainer (one dill of the fitted explainer);
+- background data (see :mod:`explainers.data`): the explainer is fitted at load.
+
+A saved explainer must be an AnchorTabular written by a compatible alibi (a version
+mismatch is logged as a warning by alibi; a failed unpickle names the file).
 """
 
 from __future__ import annotations
@@ -33,9 +42,14 @@ class AnchorTabularExplainer(Explainer):
     config_keys = ANCHOR_KEYS
     aliases = {"max_samples_start": "min_samples_start"}  # KServe's misspelling, meant as this
 
-    def load(self, artifact_dir: Path | None, predict_fn: PredictFn) -> None:
+    def load(self, artifact_dir: Path | None, predict_fn: PredictFn, model: Any = None) -> None:
         from alibi.explainers import AnchorTabular
 
+        if artifact_dir is not None and (Path(artifact_dir) / "explainer.dill").is_file():
+            self._explainer = _saved(Path(artifact_dir), predict_fn)
+            self.feature_names = [str(n) for n in self._explainer.feature_names]
+            self.ready = True
+            return
         background = load_background(artifact_dir)
         self.feature_names = background.feature_names
         seed = self.config.get("seed")
@@ -54,3 +68,31 @@ class AnchorTabularExplainer(Explainer):
         explanation = self._explainer.explain(x, **kwargs)
         result: dict[str, Any] = json.loads(explanation.to_json())
         return result
+
+
+def _saved(folder: Path, predict_fn: PredictFn) -> Any:
+    """A fitted AnchorTabular from alibi's ``save_explainer`` folder or KServe's ``explainer.dill``."""
+    from alibi.explainers import AnchorTabular
+
+    from pipelines.errors import StorageError
+
+    target = folder / ("meta.dill" if (folder / "meta.dill").is_file() else "explainer.dill")
+    try:
+        if target.name == "meta.dill":
+            from alibi.saving import load_explainer
+
+            explainer = load_explainer(folder, predict_fn)
+        else:
+            import dill
+
+            with open(target, "rb") as f:
+                explainer = dill.load(f)
+            if isinstance(explainer, AnchorTabular):
+                explainer.reset_predictor(predict_fn)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure names the file
+        raise StorageError(
+            f"{target}: cannot load the saved explainer ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not isinstance(explainer, AnchorTabular):
+        raise StorageError(f"{target}: holds a {type(explainer).__name__}, expected an alibi AnchorTabular")
+    return explainer

@@ -71,10 +71,19 @@ class Explainer:
         """``config`` with aliases replaced by the names the algorithm uses."""
         return {cls.aliases.get(k, k): v for k, v in config.items()}
 
-    def load(self, artifact_dir: Path | None, predict_fn: PredictFn) -> None:  # pragma: no cover - overridden
-        """Override: read background data / a saved explainer from ``artifact_dir`` and fit."""
+    needs_model: ClassVar[bool] = False
+    """Whether :meth:`load` needs the model object itself (TreeShap), not only ``predict_fn``."""
+
+    feature_names: list[str]
+    """The names of the explained features, in column order (from the artifacts)."""
+
+    def load(self, artifact_dir: Path | None, predict_fn: PredictFn, model: Any = None) -> None:
+        """Override: read background data / a saved explainer from ``artifact_dir`` and fit.
+
+        ``model`` is the predictor's own model object, given when :attr:`needs_model` is set.
+        """
         self.predict_fn = predict_fn
-        self.ready = True
+        self.ready = True  # pragma: no cover - overridden
 
     def explain(
         self, instances: np.ndarray, parameters: dict[str, Any] | None = None

@@ -1,4 +1,5 @@
-"""KernelShap through the ``shap`` package directly (alibi's SHAP wrappers break on shap ≥ 0.45).
+"""KernelShap and TreeShap through the ``shap`` package directly (alibi's SHAP wrappers break
+on shap ≥ 0.45).
 
 The explanation of one instance::
 
@@ -6,6 +7,9 @@ The explanation of one instance::
      "expected_value": [...],       # per output: the mean model output over the background
      "feature_names": [...], "link": "identity",
      "output": [...]}               # f(x): expected_value + sum(shap_values) (in link space)
+
+TreeShap adds ``"model_output"``: ``"probability"`` (when the predictor serves
+probabilities; needs background data) or ``"raw"`` (the trees' margin, e.g. log-odds).
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from explainers.base import Explainer, PredictFn
-from explainers.data import load_background
+from explainers.data import Background, load_background
+from pipelines.errors import StorageError
 
-__all__ = ["KernelShapExplainer"]
+__all__ = ["KernelShapExplainer", "TreeShapExplainer"]
 
 LINKS = ("identity", "logit")
 
@@ -29,7 +34,7 @@ class KernelShapExplainer(Explainer):
     kind = "KernelShap"
     config_keys = ("nsamples", "l1_reg", "link", "background_size", "seed")
 
-    def load(self, artifact_dir: Path | None, predict_fn: PredictFn) -> None:
+    def load(self, artifact_dir: Path | None, predict_fn: PredictFn, model: Any = None) -> None:
         import shap
 
         link = self.config.get("link", "identity")
@@ -54,14 +59,81 @@ class KernelShapExplainer(Explainer):
             l1_reg=config.get("l1_reg", "num_features(10)"),
             silent=True,
         )
-        sv = np.asarray(values)[0]  # (features,) or (features, outputs)
-        if sv.ndim == 1:
-            sv = sv[:, None]
-        expected = np.atleast_1d(np.asarray(self._explainer.expected_value, dtype=np.float64))
-        return {
-            "shap_values": sv.tolist(),
-            "expected_value": expected.tolist(),
-            "feature_names": self.feature_names,
-            "link": self.link,
-            "output": (expected + sv.sum(axis=0)).tolist(),
-        }
+        return _result(values, self._explainer.expected_value, self.feature_names, self.link)
+
+
+def _result(values: Any, expected_value: Any, names: list[str], link: str) -> dict[str, Any]:
+    """The JSON of one instance's SHAP values (``values``: shap's output for one row)."""
+    sv = np.asarray(values, dtype=np.float64)[0]  # (features,) or (features, outputs)
+    if sv.ndim == 1:
+        sv = sv[:, None]
+    expected = np.atleast_1d(np.asarray(expected_value, dtype=np.float64))
+    return {
+        "shap_values": sv.tolist(),
+        "expected_value": expected.tolist(),
+        "feature_names": names,
+        "link": link,
+        "output": (expected + sv.sum(axis=0)).tolist(),
+    }
+
+
+class TreeShapExplainer(Explainer):
+    """Exact SHAP values of a tree ensemble the predictor serves (``shap.TreeExplainer``).
+
+    It reads the model object itself (sklearn trees and forests, gradient boosting, xgboost,
+    lightgbm), so it explains the predictor's own inputs: with a transformer that rewrites
+    them, use KernelShap (the planner says so).
+    """
+
+    kind = "TreeShap"
+    config_keys = ("model_output", "background_size", "seed")
+    needs_model = True
+
+    def load(self, artifact_dir: Path | None, predict_fn: PredictFn, model: Any = None) -> None:
+        import shap
+
+        estimator = getattr(model, "model", model)
+        serves_proba = getattr(model, "method", None) == "predict_proba"
+        output = self.config.get("model_output", "probability" if serves_proba else "raw")
+        if output not in ("raw", "probability"):
+            raise ValueError(f"config.model_output: expected 'raw' or 'probability', got {output!r}")
+        background: Background | None = load_background(artifact_dir) if artifact_dir else None
+        if output == "probability" and background is None:
+            raise StorageError(
+                "TreeShap in probability space needs background data in the explainer's storageUri "
+                "(background.npy/.csv/.parquet), or config.model_output: raw"
+            )
+        data = None
+        if background is not None:
+            size = min(int(self.config.get("background_size", 100)), len(background.data))
+            data = shap.sample(background.data, size, random_state=int(self.config.get("seed", 0)))
+        try:
+            self._explainer = shap.TreeExplainer(
+                estimator,
+                data=data,
+                model_output=output,
+                feature_perturbation="interventional" if data is not None else "tree_path_dependent",
+            )
+        except Exception as exc:  # noqa: BLE001 - shap says "Model type not yet supported" etc.
+            raise StorageError(
+                f"TreeShap cannot read the predictor's model ({type(estimator).__name__}): {exc}; "
+                "use KernelShap for models that are not tree ensembles"
+            ) from exc
+        n = int(getattr(estimator, "n_features_in_", 0)) or (background.data.shape[1] if background else 0)
+        self.feature_names = (
+            background.feature_names
+            if background is not None
+            else [str(c) for c in getattr(estimator, "feature_names_in_", [f"feature_{i}" for i in range(n)])]
+        )
+        self.model_output = output
+        self.ready = True
+
+    def explain_one(self, x: np.ndarray, config: dict[str, Any]) -> dict[str, Any]:
+        if config.get("model_output", self.model_output) != self.model_output:
+            raise ValueError(
+                "parameters.model_output: the model output is fixed when the explainer is fitted"
+            )
+        values = self._explainer.shap_values(x.reshape(1, -1).astype(np.float64))
+        result = _result(values, self._explainer.expected_value, self.feature_names, "identity")
+        result["model_output"] = self.model_output
+        return result

@@ -1,9 +1,10 @@
 """Build the churn example's artifacts: a deterministic synthetic data set, a fitted
-``scaler.pkl`` (transformer) and ``model.joblib`` (predictor).
+``scaler.pkl`` (transformer), ``model.joblib`` (predictor) and the explainer's background data
+(``background.csv``: rows in the request's own features, the header naming them).
 
 Usage::
 
-    python scripts/build_churn.py artifacts/churn        # writes transformer/ and predictor/
+    python scripts/build_churn.py artifacts/churn        # writes transformer/, predictor/, explainer/
 
 Nothing here is committed as a binary: ``make serve`` and the tests run this script.
 """
@@ -47,15 +48,21 @@ def make_dataset(n: int = 4000, seed: int = 7) -> pd.DataFrame:
     return df
 
 
+BACKGROUND_ROWS = 400
+"""Training rows the explainers are fitted on (Anchor's quantiles, SHAP's background sample)."""
+
+
 def build(out: Path, seed: int = 7) -> Path:
-    """Write ``out/data.csv``, ``out/transformer/scaler.pkl``, ``out/predictor/model.joblib``."""
+    """Write ``data.csv`` and ``transformer/``, ``predictor/``, ``explainer/`` artifacts under ``out``."""
     df = make_dataset(seed=seed)
     x = df[FEATURES].to_numpy(dtype=np.float64)
     scaler = StandardScaler().fit(x)
     model = LogisticRegression(max_iter=1000, random_state=seed).fit(scaler.transform(x), df["churned"])
     (out / "transformer").mkdir(parents=True, exist_ok=True)
     (out / "predictor").mkdir(parents=True, exist_ok=True)
+    (out / "explainer").mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "data.csv", index=False)
+    df[FEATURES].head(BACKGROUND_ROWS).to_csv(out / "explainer" / "background.csv", index=False)
     joblib.dump(scaler, out / "transformer" / "scaler.pkl")
     joblib.dump(model, out / "predictor" / "model.joblib")
     return out

@@ -9,8 +9,9 @@ import joblib
 import numpy as np
 
 from pipelines.dataplane import create_app, load_predictor, load_transformer
+from pipelines.dataplane.explain import load_explainer
 from pipelines.plan import PredictorNode, ServicePlan, TransformerNode
-from pipelines.routing import LocalSink, assemble
+from pipelines.routing import LocalExplainerSink, LocalSink, assemble, served_models
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "tests" / "fixtures" / "specs"
@@ -38,9 +39,19 @@ async def make_client(
 ) -> httpx.AsyncClient:
     """An in-process client over the graph ``assemble`` wires for ``plan`` (local predictors, no Ray)."""
     transformer = await load_transformer(plan) if plan.transformer else None
-    pipe = await assemble(plan, lambda node: LocalSink(load_predictor(plan.name, node)), transformer)
-    app = create_app({plan.name: pipe}, max_inflight=max_inflight, **app_options)  # type: ignore[arg-type]
+    explainer = await local_explainer(plan) if plan.explainer else None
+    pipe = await assemble(
+        plan, lambda node: LocalSink(load_predictor(plan.name, node)), transformer, explainer
+    )
+    if pipe.explainer_model is not None:
+        await pipe.explainer_model.explanations.ready_task
+    app = create_app(served_models(pipe), max_inflight=max_inflight, **app_options)  # type: ignore[arg-type]
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://isvc")
+
+
+async def local_explainer(plan: ServicePlan) -> LocalExplainerSink:
+    """The explainer of ``plan`` in this process, built as its replica builds it (with a local model)."""
+    return LocalExplainerSink(await load_explainer(plan))
 
 
 def expected_prob(artifacts: Path, rows: list[list[float]]) -> np.ndarray:

@@ -72,6 +72,17 @@ class Transformer:
         """Override: the V2 outputs the endpoint returns (after ``postprocess``), batch dimension ``-1``."""
         return []
 
+    def explain_output(self, predictions: Any) -> Any:
+        """Override: what ``:explain`` explains, from the predictor's output (before ``postprocess``).
+
+        The explained function is ``preprocess`` → predictor → ``explain_output``, so that an
+        explanation is in the fields the caller sends. The default explains the predictor's
+        output as it is (e.g. ``predict_proba``'s class probabilities: Anchor explains the
+        predicted class, SHAP gives values per class). Return a numeric array, one row (or
+        value) per input row, e.g. ``predictions[:, 1:]`` for one class's probability.
+        """
+        return predictions
+
 
 Model = Transformer
 """KServe's name for the same base class (``kserve.Model``)."""

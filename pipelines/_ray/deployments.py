@@ -1,20 +1,22 @@
-"""The two Ray Serve deployments: a predictor replica and the ingress replica."""
+"""The Ray Serve deployments: predictor replicas, the ingress replica, explainer replicas."""
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from pipelines.batching import InlineOrThread, predict_many
+from pipelines.batching import Failure, InlineOrThread, predict_many
 from pipelines.dataplane import create_app, load_predictor, load_transformer, predictor_metadata
+from pipelines.dataplane.explain import load_explainer
 from pipelines.plan import PredictorNode, ServicePlan
-from pipelines.routing import LocalSink, PredictorSink, assemble
+from pipelines.routing import LocalSink, PredictorSink, assemble, served_models
 from pipelines.settings import slow_settings
 
-__all__ = ["IngressDeployment", "PredictorDeployment", "PREDICTOR_MAX_BATCH"]
+__all__ = ["ExplainerDeployment", "IngressDeployment", "PredictorDeployment", "PREDICTOR_MAX_BATCH"]
 
 logger = logging.getLogger("isvc.app")
 
@@ -70,13 +72,54 @@ class PredictorDeployment:
             raise RuntimeError(f"predictor {self.name} is not ready")
 
 
+EXPLAINER_NICENESS = 10
+"""The explainer replica's process runs at this ``nice`` level: on a shared node, the CPU goes
+to predictions first, and explanations take what is left."""
+
+
+@serve.deployment
+class ExplainerDeployment:
+    """One explainer replica: preprocess → predictor (whole sampling batches) → explanation.
+
+    It loads the transformer's ``preprocess`` itself, so explanations are in the caller's
+    features, and calls the predictor deployment through its handle (a local copy of the
+    model when the service is collocated, or when the explainer reads the model, TreeShap).
+    """
+
+    async def __init__(self, plan: ServicePlan, predictor: DeploymentHandle | None = None) -> None:
+        from pipelines._ray.sinks import HandleSink
+
+        os.nice(EXPLAINER_NICENESS)
+        self.name = plan.name
+        self.runner = await load_explainer(plan, HandleSink(predictor) if predictor is not None else None)
+        logger.info("explainer %s for %s ready", self.runner.explainer.kind, plan.name)
+
+    async def explain(
+        self, rows: Any, parameters: dict[str, Any], as_objects: bool, timeout_s: float | None
+    ) -> Any:
+        """The explanations of ``rows``, or a :class:`Failure` value carrying the ISVC error."""
+        try:
+            return await self.runner.explain(rows, parameters, as_objects, timeout_s)
+        except Exception as exc:  # noqa: BLE001 - carried back as a value
+            return Failure.of(exc, "explain")
+
+    def info(self) -> dict[str, Any]:
+        return self.runner.info()
+
+    def check_health(self) -> None:
+        if not self.runner.explainer.ready:
+            raise RuntimeError(f"explainer of {self.name} is not ready")
+
+
 @serve.deployment
 @serve.ingress()
 class IngressDeployment:
-    """Hosts the V1/V2 routes and the transformer hooks; calls the predictor(s)."""
+    """Hosts the V1/V2 routes and the transformer hooks; calls the predictor(s) and explainer."""
 
-    async def __init__(self, plan: ServicePlan, *handles: DeploymentHandle) -> None:
-        from pipelines._ray.sinks import HandleSink
+    async def __init__(
+        self, plan: ServicePlan, *handles: DeploymentHandle, explainer: DeploymentHandle | None = None
+    ) -> None:
+        from pipelines._ray.sinks import HandleExplainerSink, HandleSink
 
         self.plan = plan
         self.transformer = await load_transformer(plan) if plan.transformer else None
@@ -87,7 +130,8 @@ class IngressDeployment:
                 return LocalSink(load_predictor(plan.name, node))
             return HandleSink(by_name[node.deployment])
 
-        self.pipeline = await assemble(plan, make_sink, self.transformer)
+        explainer_sink = HandleExplainerSink(explainer) if explainer is not None else None
+        self.pipeline = await assemble(plan, make_sink, self.transformer, explainer_sink)
         slow = slow_settings()
         if slow:
             logger.warning(
@@ -100,7 +144,7 @@ class IngressDeployment:
     def __serve_build_asgi_app__(self) -> Any:
         scaling = self.plan.ingress.scaling
         return create_app(
-            {self.plan.name: self.pipeline},
+            served_models(self.pipeline),
             max_inflight=scaling.max_ongoing_requests,
             timeout_s=scaling.timeout_s,
             max_body_bytes=self.plan.max_body_bytes,

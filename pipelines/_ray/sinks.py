@@ -10,7 +10,7 @@ from ray.serve.exceptions import BackPressureError
 from pipelines.batching import Failure, chunk_rows, concat
 from pipelines.errors import ServerOverloaded
 
-__all__ = ["HandleSink"]
+__all__ = ["HandleExplainerSink", "HandleSink"]
 
 
 class HandleSink:
@@ -41,4 +41,31 @@ class HandleSink:
 
     async def metadata(self) -> dict[str, Any]:
         result: dict[str, Any] = await self.handle.metadata.remote()
+        return result
+
+
+class HandleExplainerSink:
+    """``handle.explain.remote(...)``: a caller that stops waiting cancels the replica's work."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    async def explain(
+        self, rows: Any, parameters: dict[str, Any], as_objects: bool, timeout_s: float | None
+    ) -> list[dict[str, Any]]:
+        response = self.handle.explain.remote(rows, parameters, as_objects, timeout_s)
+        try:
+            result = await response
+        except asyncio.CancelledError:
+            response.cancel()  # awaiting alone does not cancel a request already at a replica
+            raise
+        except BackPressureError as exc:
+            raise ServerOverloaded(f"explainer overloaded: {exc}") from exc
+        if isinstance(result, Failure):
+            raise result.to_error()
+        explanations: list[dict[str, Any]] = result
+        return explanations
+
+    async def info(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.handle.info.remote()
         return result

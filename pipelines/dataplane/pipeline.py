@@ -171,6 +171,8 @@ class ModelPipeline:
         self._post = transformer is not None and overrides(transformer, "postprocess")
         self.output_name = output_name
         """The name the predictor's output gets in the V2 response before ``postprocess``."""
+        self.explainer_model: Any = None
+        """The ``{name}-explainer`` model when ``spec.explainer`` is set (see :func:`served_models`)."""
 
     @property
     def ready(self) -> bool:

@@ -89,7 +89,8 @@ def create_app(
     """Build the V1/V2 ASGI app over ``models`` (name → :class:`ModelPipeline`).
 
     ``max_inflight``: more predict/infer/explain requests in flight answer 503 at once.
-    ``timeout_s`` (the component's ``timeout``): a slower one answers 504.
+    ``timeout_s`` (the component's ``timeout``): a slower one answers 504 (explanations have
+    the explainer's own time limit).
     ``max_body_bytes``: a larger request body answers 413.
     """
     inflight = 0
@@ -110,14 +111,20 @@ def create_app(
             raise ModelNotReady(name)
         return pipe
 
-    def endpoint(fn: Handler, limited: bool = False) -> Callable[[Request], Awaitable[Response]]:
+    def own_timeout(request: Request) -> bool:
+        """An explainer's requests run under the explainer's ``timeout``, not this one."""
+        return bool(getattr(models.get(request.path_params.get("name", "")), "timeout_handled", False))
+
+    def endpoint(
+        fn: Handler, limited: bool = False, timed: bool = True
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
             nonlocal inflight
             if limited and max_inflight is not None and inflight >= max_inflight:
                 raise ServerOverloaded(f"server overloaded: {inflight} requests in flight")
             inflight += 1
             try:
-                if limited and timeout_s:
+                if limited and timed and timeout_s and not own_timeout(request):
                     try:
                         result = await asyncio.wait_for(fn(request), timeout_s)
                     except TimeoutError:
@@ -214,7 +221,7 @@ def create_app(
         Route("/v1/models", endpoint(v1_list)),
         Route("/v1/models/{name}", endpoint(v1_model)),
         Route("/v1/models/{name}:predict", endpoint(v1_predict, limited=True), methods=["POST"]),
-        Route("/v1/models/{name}:explain", endpoint(v1_explain, limited=True), methods=["POST"]),
+        Route("/v1/models/{name}:explain", endpoint(v1_explain, limited=True, timed=False), methods=["POST"]),
         Route("/v2", endpoint(v2_server)),
         Route("/v2/health/live", endpoint(v2_live)),
         Route("/v2/health/ready", endpoint(v2_ready)),

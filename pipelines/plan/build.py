@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from explainers import EXPLAINERS
 from pipelines.errors import SpecError
 from pipelines.plan.nodes import (
     DEFAULT_MAX_ONGOING,
@@ -263,12 +262,19 @@ def _transformer(spec: TransformerSpec, ctx: _Ctx) -> TransformerNode:
     )
 
 
-def _explainer(spec: ExplainerSpec, ctx: _Ctx) -> ExplainerNode:
+EXPLAINER_MAX_ONGOING = 2
+"""Explanations a replica holds at once unless ``containerConcurrency`` says otherwise: it runs
+one at a time, so the rest wait at the handle and go to the first free replica."""
+
+
+def _explainer(spec: ExplainerSpec, ctx: _Ctx, has_transformer: bool) -> ExplainerNode:
     path = "spec.explainer"
     runtime = spec.runtime
     if runtime.args:
         ctx.ignored.append(f"{path}.{spec.kind}.args (explainer settings go in config)")
     where = f"{path}.{spec.kind}"
+    from explainers import EXPLAINERS  # here: explainers imports pipelines.errors (and so this package)
+
     cls = EXPLAINERS.get(runtime.type)
     if cls is None:
         ctx.problems.append(
@@ -276,12 +282,20 @@ def _explainer(spec: ExplainerSpec, ctx: _Ctx) -> ExplainerNode:
         )
     else:
         ctx.problems += cls.check_config(dict(runtime.config or {}), where=f"{where}.config")
+    if runtime.type == "TreeShap" and has_transformer:
+        ctx.problems.append(
+            f"{where}.type: TreeShap reads the model and explains its own inputs, which the transformer "
+            "rewrites; use KernelShap (or AnchorTabular) to explain in the request's features"
+        )
+    scaling = _scaling(spec, path, ctx)
+    if spec.container_concurrency is None:  # one search per thread: queue at the handle instead
+        scaling = replace(scaling, max_ongoing_requests=EXPLAINER_MAX_ONGOING)
     return ExplainerNode(
         kind=spec.kind,
         type=runtime.type,
         storage_uri=runtime.storage_uri,
         config=dict(runtime.config or {}),
-        scaling=_scaling(spec, path, ctx),
+        scaling=scaling,
         resources=_resources([runtime.resources, spec.resources], path, ctx),
         env=runtime.env_dict(),
     )
@@ -330,7 +344,7 @@ def build_plan(isvc: InferenceService) -> ServicePlan:
     if pred.new_model is not None:
         canary = _canary(pred, "spec.predictor.newModel", ctx, predictor.resources)
     transformer = _transformer(isvc.spec.transformer, ctx) if isvc.spec.transformer else None
-    explainer = _explainer(isvc.spec.explainer, ctx) if isvc.spec.explainer else None
+    explainer = _explainer(isvc.spec.explainer, ctx, transformer is not None) if isvc.spec.explainer else None
     collocate = bool(_ann(ann, ANN_COLLOCATE, _bool, '"true" or "false"', ctx))
     window = _ann(ann, ANN_COALESCE_WINDOW, _non_negative, "milliseconds >= 0 (0 disables)", ctx)
     max_rows = _ann(ann, ANN_COALESCE_MAX_ROWS, _at_least_one, "an integer >= 1", ctx)

@@ -3,6 +3,8 @@
 ``make_sink(node)`` gives the :class:`~pipelines.routing.sinks.PredictorSink` for a predictor
 node — a Ray handle in a replica, a :class:`~pipelines.routing.sinks.LocalSink` when
 collocated, a fake in tests. Each sink gets its own coalescer; the canary split sits in front.
+With ``spec.explainer``, ``explainer`` (an :class:`~pipelines.routing.sinks.ExplainerSink`)
+serves ``:explain`` and the V2 model ``{name}-explainer``; :func:`served_models` lists both.
 
 Example::
 
@@ -12,23 +14,29 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from pipelines.batching import Coalescer
 from pipelines.dataplane import ModelPipeline, endpoint_tensors
+from pipelines.dataplane.explain import ExplainerModel, Explanations
 from pipelines.errors import NotConfigured
 from pipelines.plan import PredictorNode, ServicePlan
-from pipelines.routing.sinks import PredictorSink
+from pipelines.routing.sinks import ExplainerSink, PredictorSink
 from pipelines.routing.split import traffic_split
 
-__all__ = ["assemble"]
+__all__ = ["assemble", "served_models"]
+
+logger = logging.getLogger("isvc.app")
 
 
 async def assemble(
     plan: ServicePlan,
     make_sink: Callable[[PredictorNode], PredictorSink],
     transformer: Any | None = None,
+    explainer: ExplainerSink | None = None,
 ) -> ModelPipeline:
     """Wire the plan's predictors (stable, canary) behind coalescers, the split and the transformer."""
     sinks = [make_sink(node) for node in plan.predictors()]
@@ -41,17 +49,12 @@ async def assemble(
         plan.canary_traffic_percent,
     )
     inputs, outputs = endpoint_tensors(transformer, meta["inputs"], meta["outputs"])
-    explain = None
+    explainer_model = None
     if plan.explainer is not None:
-        kind = plan.explainer.type
-
-        async def explain(body: dict[str, Any], headers: dict[str, str]) -> Any:
-            raise NotConfigured(
-                f"model '{plan.name}': spec.explainer ({kind}) is accepted, but explainer deployments "
-                "are not built yet, so :explain is not served"
-            )
-
-    return ModelPipeline(
+        if explainer is None:
+            raise NotConfigured(f"model '{plan.name}': spec.explainer is set but no explainer was given")
+        explainer_model = ExplainerModel(_explanations(plan, explainer), inputs, plan.version)
+    pipeline = ModelPipeline(
         plan.name,
         predict=predict,
         transformer=transformer,
@@ -60,5 +63,36 @@ async def assemble(
         platform=meta["platform"],
         version=plan.version,
         output_name=meta["outputs"][0]["name"] if meta["outputs"] else "output-0",
-        explain=explain,
+        explain=explainer_model.explain_v1 if explainer_model else None,
     )
+    pipeline.explainer_model = explainer_model
+    return pipeline
+
+
+def _explanations(plan: ServicePlan, sink: ExplainerSink) -> Explanations:
+    """The ingress side of the explainer; it becomes ready when the explainer answers ``info``."""
+    from explainers import EXPLAINERS
+
+    node = plan.explainer
+    assert node is not None
+    explanations = Explanations(plan.name, sink, EXPLAINERS[node.type], node.scaling.timeout_s)
+
+    async def wait_ready() -> None:
+        while True:
+            try:
+                await explanations.wait_ready()
+                return
+            except Exception as exc:  # noqa: BLE001 - keep asking; predictions are served meanwhile
+                logger.warning("explainer of %s not answering yet: %s", plan.name, exc)
+                await asyncio.sleep(1.0)
+
+    explanations.ready_task = asyncio.ensure_future(wait_ready())  # kept: a task needs a reference
+    return explanations
+
+
+def served_models(pipeline: ModelPipeline) -> dict[str, Any]:
+    """``{name: pipeline}``, plus ``{name}-explainer`` when the model has an explainer."""
+    models: dict[str, Any] = {pipeline.name: pipeline}
+    if pipeline.explainer_model is not None:
+        models[pipeline.explainer_model.name] = pipeline.explainer_model
+    return models

@@ -1,6 +1,7 @@
 """Predictor endpoints the ingress sends batches to: :class:`PredictorSink` is the protocol,
-:class:`LocalSink` a predictor in this process (collocated mode, tests). The Ray handle sink
-lives in :mod:`pipelines._ray`.
+:class:`LocalSink` a predictor in this process (collocated mode, tests). Explainers likewise:
+:class:`ExplainerSink`, and :class:`LocalExplainerSink` over a runner in this process. The Ray
+handle sinks live in :mod:`pipelines._ray`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any, Protocol
 from pipelines.batching import Failure, InlineOrThread, run_one
 from pipelines.dataplane import predictor_metadata
 
-__all__ = ["LocalSink", "PredictorSink"]
+__all__ = ["ExplainerSink", "LocalExplainerSink", "LocalSink", "PredictorSink"]
 
 
 class PredictorSink(Protocol):
@@ -44,3 +45,32 @@ class LocalSink:
 
     async def metadata(self) -> dict[str, Any]:
         return predictor_metadata(self.predictor)
+
+
+class ExplainerSink(Protocol):
+    """One explainer deployment as the ingress sees it."""
+
+    async def explain(
+        self, rows: Any, parameters: dict[str, Any], as_objects: bool, timeout_s: float | None
+    ) -> list[dict[str, Any]]:
+        """One explanation per row (rows in the caller's features); errors raised as ISVC errors."""
+
+    async def info(self) -> dict[str, Any]:
+        """``{"type", "feature_names"}`` once the explainer is loaded."""
+
+
+class LocalExplainerSink:
+    """An :class:`~pipelines.dataplane.explain.ExplainRunner` in this process (tests, benchmarks)."""
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+
+    async def explain(
+        self, rows: Any, parameters: dict[str, Any], as_objects: bool, timeout_s: float | None
+    ) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self.runner.explain(rows, parameters, as_objects, timeout_s)
+        return result
+
+    async def info(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.runner.info()
+        return result

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 from sklearn.tree import DecisionTreeClassifier
 
-from explainers import EXPLAINERS, AnchorTabularExplainer, KernelShapExplainer, load_background
+from explainers import (
+    EXPLAINERS,
+    AnchorTabularExplainer,
+    KernelShapExplainer,
+    TreeShapExplainer,
+    load_background,
+)
 from pipelines.errors import StorageError
 
 NAMES = ["age", "tenure_days", "monthly_spend", "support_tickets", "last_login_days"]
@@ -68,7 +74,7 @@ def test_unknown_config_key_names_the_nearest() -> None:
     assert KernelShapExplainer.check_config({"nsample": 10}) == [
         "config.nsample: unknown KernelShap setting; did you mean 'nsamples'?"
     ]
-    assert set(EXPLAINERS) == {"AnchorTabular", "KernelShap"}
+    assert set(EXPLAINERS) == {"AnchorTabular", "KernelShap", "TreeShap"}
 
 
 def test_kernel_shap_values_add_up_to_the_model_output(rule) -> None:
@@ -105,3 +111,74 @@ def test_background_artifacts_fail_naming_the_file(tmp_path: Path) -> None:
     np.save(tmp_path / "train.npy", np.zeros((2, 2)))
     with pytest.raises(StorageError, match="several background files"):
         load_background(tmp_path)
+
+
+class _Served:
+    """What a predictor runtime exposes to TreeShap: the model and the method it serves."""
+
+    def __init__(self, model: object, method: str) -> None:
+        self.model, self.method = model, method
+
+
+def test_tree_shap_adds_up_in_probability_space_with_background(rule) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    folder, _ = rule
+    x = np.load(folder / "background.npy")
+    forest = RandomForestClassifier(n_estimators=10, max_depth=4, random_state=0).fit(
+        x, (x[:, 3] > 5).astype(int)
+    )
+    explainer = TreeShapExplainer("churn", {"background_size": 50})
+    explainer.load(folder, forest.predict_proba, model=_Served(forest, "predict_proba"))
+    rows = np.array([[41, 30, 120.5, 8, 21], [30, 900, 50.0, 1, 3]])
+    for row, e in zip(rows, explainer.explain(rows), strict=True):
+        sv = np.asarray(e["shap_values"])
+        assert e["model_output"] == "probability" and sv.shape == (5, 2) and e["feature_names"] == NAMES
+        np.testing.assert_allclose(np.asarray(e["expected_value"]) + sv.sum(axis=0), e["output"], atol=1e-12)
+        np.testing.assert_allclose(e["output"], forest.predict_proba(row[None])[0], atol=1e-6)
+        assert np.abs(sv[:, 1]).argmax() == 3
+
+
+def test_tree_shap_raw_margin_without_background_and_clear_errors(rule, tmp_path: Path) -> None:
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    folder, _ = rule
+    x = np.load(folder / "background.npy")
+    y = (x[:, 3] > 5).astype(int)
+    gb = GradientBoostingClassifier(n_estimators=20, max_depth=2, random_state=0).fit(x, y)
+    explainer = TreeShapExplainer("m")
+    explainer.load(None, gb.predict, model=_Served(gb, "predict"))
+    e = explainer.explain(x[:1])[0]
+    assert e["model_output"] == "raw"
+    np.testing.assert_allclose(e["output"], gb.decision_function(x[:1]), atol=1e-6)
+    with pytest.raises(StorageError, match="probability space needs background data"):
+        TreeShapExplainer("m").load(None, gb.predict_proba, model=_Served(gb, "predict_proba"))
+    linear = LogisticRegression().fit(x, y)
+    with pytest.raises(StorageError, match="TreeShap cannot read the predictor's model .LogisticRegression"):
+        TreeShapExplainer("m").load(folder, linear.predict, model=_Served(linear, "predict"))
+
+
+@pytest.mark.parametrize("form", ["alibi-folder", "kserve-dill"])
+def test_a_saved_anchor_explainer_loads(rule, tmp_path: Path, form: str) -> None:
+    import dill
+    from alibi.explainers import AnchorTabular
+    from alibi.saving import save_explainer
+
+    folder, model = rule
+    fitted = AnchorTabular(model.predict, feature_names=NAMES, seed=1)
+    fitted.fit(np.load(folder / "background.npy"))
+    if form == "alibi-folder":
+        save_explainer(fitted, tmp_path)
+    else:  # KServe's explainer.dill: the fitted explainer, without its predictor
+        fitted.predictor = None
+        with open(tmp_path / "explainer.dill", "wb") as f:
+            dill.dump(fitted, f, recurse=True)
+    explainer = AnchorTabularExplainer("churn", {"seed": 1})
+    explainer.load(tmp_path, model.predict)
+    assert explainer.feature_names == NAMES
+    e = explainer.explain(np.array([[41, 30, 120.5, 8, 21]]))[0]
+    assert any("support_tickets" in clause for clause in e["data"]["anchor"])
+    (tmp_path / "explainer.dill").write_bytes(b"not a pickle")
+    with pytest.raises(StorageError, match="cannot load the saved explainer"):
+        AnchorTabularExplainer("churn").load(tmp_path, model.predict)

@@ -143,7 +143,7 @@ async def test_transformer_declaration_overrides_stable_metadata():
     assert pipe.outputs == STABLE_META["outputs"]
 
 
-async def test_a_configured_explainer_is_never_advertised_as_served() -> None:
+async def test_an_explainer_in_the_plan_needs_an_explainer_sink() -> None:
     from pipelines.errors import NotConfigured
 
     doc = {
@@ -162,7 +162,10 @@ async def test_a_configured_explainer_is_never_advertised_as_served() -> None:
         async def metadata(self):
             return {"inputs": [], "outputs": [], "platform": "sklearn"}
 
-    pipe = await assemble(plan, lambda node: Sink())
-    with pytest.raises(NotConfigured, match="explainer deployments are not built yet") as info:
+    with pytest.raises(NotConfigured, match="spec.explainer is set but no explainer was given"):
+        await assemble(plan, lambda node: Sink())
+    plain = build_plan(parse_isvc({**doc, "spec": {"predictor": doc["spec"]["predictor"]}}))
+    pipe = await assemble(plain, lambda node: Sink())
+    with pytest.raises(NotConfigured, match="has no explainer configured") as info:
         await pipe.explain_v1({"instances": [[1]]}, {})
     assert info.value.status_code == 501

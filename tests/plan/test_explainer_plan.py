@@ -1,0 +1,35 @@
+"""The explainer node: TreeShap only where it can explain the request's features; queueing."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.errors import SpecError
+from pipelines.plan import build_plan
+from pipelines.plan.build import EXPLAINER_MAX_ONGOING
+from pipelines.spec import parse_isvc
+
+
+def doc(explainer: dict, transformer: bool = True) -> dict:
+    spec: dict = {"predictor": {"sklearn": {"storageUri": "s3://b/m"}}, "explainer": explainer}
+    if transformer:
+        spec["transformer"] = {"custom": {"class": "transformers_.churn:ChurnTransformer"}}
+    return {"metadata": {"name": "m"}, "spec": spec}
+
+
+def test_tree_shap_behind_a_transformer_is_an_error_pointing_to_kernel_shap() -> None:
+    with pytest.raises(SpecError) as info:
+        build_plan(parse_isvc(doc({"shap": {"type": "TreeShap"}})))
+    [line] = info.value.problems
+    assert line.startswith("spec.explainer.shap.type: TreeShap reads the model") and "use KernelShap" in line
+    plan = build_plan(parse_isvc(doc({"shap": {"type": "TreeShap"}}, transformer=False)))
+    assert plan.explainer is not None and plan.explainer.type == "TreeShap"
+
+
+def test_explainer_replicas_hold_few_requests_unless_container_concurrency_says() -> None:
+    plan = build_plan(parse_isvc(doc({"alibi": {"type": "AnchorTabular"}})))
+    assert plan.explainer is not None
+    assert plan.explainer.scaling.max_ongoing_requests == EXPLAINER_MAX_ONGOING
+    plan = build_plan(parse_isvc(doc({"alibi": {"type": "AnchorTabular"}, "containerConcurrency": 8, "timeout": 9})))
+    assert plan.explainer is not None
+    assert (plan.explainer.scaling.max_ongoing_requests, plan.explainer.scaling.timeout_s) == (8, 9.0)
