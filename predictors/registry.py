@@ -17,6 +17,8 @@ RUNTIME_ALIASES = {
     "sklearn": "predictors.sklearn:SKLearnPredictor",
     "xgboost": "predictors.xgboost:XGBoostPredictor",
     "lightgbm": "predictors.lightgbm:LightGBMPredictor",
+    "onnx": "predictors.onnx:ONNXPredictor",
+    "pytorch": "predictors.pytorch:PyTorchPredictor",
 }
 """KServe format names of the runtimes that exist (a test imports every one): the keys of
 ``spec.predictor.<runtime>`` and the values of ``spec.predictor.model.modelFormat.name``.
