@@ -65,6 +65,8 @@ class AnchorTabularExplainer(Explainer):
 
     def explain_one(self, x: np.ndarray, config: dict[str, Any]) -> dict[str, Any]:
         kwargs = {k: v for k, v in config.items() if k not in ("seed", "disc_perc")}
+        if config.get("seed") is not None:  # alibi samples with numpy's global RNG: same seed, same anchor
+            np.random.seed(int(config["seed"]))
         explanation = self._explainer.explain(x, **kwargs)
         result: dict[str, Any] = json.loads(explanation.to_json())
         return result

@@ -28,6 +28,20 @@ PredictFn = Callable[[np.ndarray], np.ndarray]
 """The model as the explainer sees it: rows in, one prediction (or probability row) per row out."""
 
 
+def _value(v: Any) -> Any:
+    if not isinstance(v, str):
+        return v
+    text = v.strip()
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return v
+
+
 class Explainer:
     """Base of explainers. Override ``load`` (fit from artifacts) and ``explain_one``.
 
@@ -68,8 +82,13 @@ class Explainer:
 
     @classmethod
     def normalise(cls, config: dict[str, Any]) -> dict[str, Any]:
-        """``config`` with aliases replaced by the names the algorithm uses."""
-        return {cls.aliases.get(k, k): v for k, v in config.items()}
+        """``config`` with aliases replaced by the names the algorithm uses, and string values
+        read as the numbers or booleans they spell (KServe's ``config`` is a string map).
+
+        >>> Explainer.normalise({"threshold": "0.95", "seed": "1", "stop_on_first": "true", "link": "logit"})
+        {'threshold': 0.95, 'seed': 1, 'stop_on_first': True, 'link': 'logit'}
+        """
+        return {cls.aliases.get(k, k): _value(v) for k, v in config.items()}
 
     needs_model: ClassVar[bool] = False
     """Whether :meth:`load` needs the model object itself (TreeShap), not only ``predict_fn``."""

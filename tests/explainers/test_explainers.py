@@ -54,6 +54,17 @@ def test_anchor_names_the_rule_with_precision_over_the_threshold(rule) -> None:
     assert max(calls) > 1  # whole sampling batches, not one row at a time
 
 
+def test_anchor_with_a_seed_is_reproducible_and_string_config_is_read(rule) -> None:
+    folder, model = rule
+    explainer = AnchorTabularExplainer("churn", {"seed": "1", "threshold": "0.9"})  # KServe's string map
+    explainer.load(folder, model.predict)
+    x = np.array([[41, 30, 120.5, 8, 21]])
+    first, again = explainer.explain(x)[0], explainer.explain(x)[0]
+    assert first["meta"]["params"]["threshold"] == 0.9
+    assert first["data"]["anchor"] == again["data"]["anchor"]
+    assert first["data"]["precision"] == again["data"]["precision"]
+
+
 def test_anchor_parameters_override_config_and_are_checked(rule) -> None:
     folder, model = rule
     explainer = AnchorTabularExplainer("churn", {"seed": 1})
