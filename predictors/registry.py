@@ -19,6 +19,7 @@ RUNTIME_ALIASES = {
     "lightgbm": "predictors.lightgbm:LightGBMPredictor",
     "onnx": "predictors.onnx:ONNXPredictor",
     "pytorch": "predictors.pytorch:PyTorchPredictor",
+    "huggingface": "predictors.huggingface:HuggingFacePredictor",
 }
 """KServe format names of the runtimes that exist (a test imports every one): the keys of
 ``spec.predictor.<runtime>`` and the values of ``spec.predictor.model.modelFormat.name``.

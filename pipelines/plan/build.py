@@ -224,12 +224,16 @@ def _predictor(
             max_batch_size=spec.batcher.max_batch_size or Batching.max_batch_size,
             max_latency_ms=spec.batcher.max_latency or Batching.max_latency_ms,
         )
+    storage_uri, args = runtime.storage_uri, runtime.args_dict()
+    if fmt == "huggingface" and storage_uri and storage_uri.startswith("hf://"):
+        # A Hub id, read from the local Hugging Face cache by the runtime (--model_id wins, as in KServe).
+        storage_uri, args = None, {"model_id": storage_uri, **args}
     return PredictorNode(
         runtime=import_path,
         deployment=deployment,
-        storage_uri=runtime.storage_uri,
+        storage_uri=storage_uri,
         protocol=runtime.protocol_version or "v1",
-        args=runtime.args_dict(),
+        args=args,
         scaling=_scaling(spec, path, ctx, explicit),
         resources=resources,
         batching=batching,

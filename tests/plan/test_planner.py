@@ -328,3 +328,22 @@ def test_plan_is_frozen_and_pure() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         plan.name = "x"  # type: ignore[misc]
     assert plan_of() == plan
+
+
+def test_seeds_plan_to_their_own_runtimes() -> None:
+    hf = build_plan(load_isvc(SPECS / "good" / "seed_huggingface_gpu.yaml")).predictor
+    assert (hf.runtime, hf.model_format) == ("predictors.huggingface:HuggingFacePredictor", "huggingface")
+    # KServe: --model_id wins over storageUri; the runtime reads it from the local HF cache
+    assert hf.storage_uri == "s3://my-models/sentiment/v2/"
+    assert hf.args["model_id"] == "cardiffnlp/twitter-roberta-base-sentiment-latest"
+    plan = build_plan(load_isvc(SPECS / "good" / "seed_pytorch_canary.yaml"))
+    assert plan.canary is not None
+    assert plan.predictor.runtime == plan.canary.runtime == "predictors.pytorch:PyTorchPredictor"
+
+
+def test_hf_storage_uri_becomes_the_model_id_of_the_huggingface_runtime() -> None:
+    pred = plan_of({"huggingface": {"storageUri": "hf://acme/tiny", "args": ["--task=fill_mask"]}}).predictor
+    assert (pred.storage_uri, pred.args) == (None, {"model_id": "hf://acme/tiny", "task": "fill_mask"})
+    explicit = {"storageUri": "hf://acme/tiny", "args": ["--model_id=acme/other"]}
+    by_format = plan_of({"model": {"modelFormat": {"name": "huggingface"}, **explicit}}).predictor
+    assert by_format.args == {"model_id": "acme/other"}
