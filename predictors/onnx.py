@@ -83,10 +83,8 @@ class ONNXPredictor(Predictor):
 
     platform = "onnxruntime_onnx"
 
-    def __init__(
-        self, name: str, output: str | None = None, nthread: int | str | None = None, **options: Any
-    ):
-        super().__init__(name, **options)
+    def __init__(self, name: str, output: str | None = None, nthread: int | str | None = None) -> None:
+        super().__init__(name)
         self.output = output
         self.nthread = None if nthread is None else positive_int(nthread, "nthread")
         self.session: Any = None

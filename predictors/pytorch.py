@@ -79,8 +79,8 @@ class PyTorchPredictor(Predictor):
 
     platform = "pytorch_libtorch"
 
-    def __init__(self, name: str, **options: Any) -> None:
-        super().__init__(name, **options)
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
         self.model: Any = None
         self.device = "cpu"
         self._inputs: list[TensorSpec] = []

@@ -33,8 +33,8 @@ class XGBoostPredictor(Predictor):
 
     platform = "xgboost"
 
-    def __init__(self, name: str, nthread: int | str = 1, **options: Any) -> None:
-        super().__init__(name, **options)
+    def __init__(self, name: str, nthread: int | str = 1) -> None:
+        super().__init__(name)
         self.nthread = positive_int(nthread, "nthread")
         self.booster: Any = None
         self._out_shape: tuple[int, ...] = ()

@@ -106,3 +106,14 @@ async def test_served_through_v1_and_v2(tmp_path: Path) -> None:
         assert meta["inputs"] == [{"name": "input-0", "datatype": "FP32", "shape": [-1, 4]}]
         bad = await client.post("/v1/models/m:predict", json={"instances": [[1, 2, 3]]})
         assert bad.status_code == 400 and "expects rows of 4 features" in bad.json()["error"]
+
+
+def test_a_misspelt_arg_is_a_spec_error_naming_it(tmp_path: Path) -> None:
+    from pipelines.dataplane import load_predictor
+    from pipelines.errors import SpecError
+    from tests.predictors.serving import plan_for
+
+    train("binary:logistic").save_model(tmp_path / "model.json")
+    node = plan_for({"xgboost": {"storageUri": str(tmp_path), "args": ["--nthreads=2"]}}).predictor
+    with pytest.raises(SpecError, match="args.nthreads: XGBoostPredictor\\(\\) takes no argument 'nthreads'"):
+        load_predictor("m", node)
