@@ -73,7 +73,10 @@ async def test_parameters_override_config_per_request_and_are_checked(churn_arti
         assert loose["data"]["precision"] < strict["data"]["precision"] or loose["data"] != strict["data"]
         r = await client.post(url, json={"instances": [ROW], "parameters": {"treshold": 0.5}})
         assert r.status_code == 400
-        assert "parameters.treshold: unknown AnchorTabular setting; did you mean 'threshold'" in r.json()["error"]
+        assert (
+            "parameters.treshold: unknown AnchorTabular setting; did you mean 'threshold'"
+            in r.json()["error"]
+        )
 
 
 @pytest.mark.parametrize(
@@ -90,7 +93,9 @@ async def test_bad_instances_are_400_naming_the_instance(churn_artifacts: Path, 
     async with await make_client(anchor_plan(churn_artifacts)) as client:
         r = await client.post("/v1/models/churn-classifier:explain", json={"instances": instances})
         assert r.status_code == 400 and message in r.json()["error"]
-        ok = await client.post("/v1/models/churn-classifier:explain", json={"instances": [[41, 30, 120.5, 6, 21]]})
+        ok = await client.post(
+            "/v1/models/churn-classifier:explain", json={"instances": [[41, 30, 120.5, 6, 21]]}
+        )
         assert ok.status_code == 200 and len(ok.json()["explanations"]) == 1
 
 
@@ -103,8 +108,12 @@ async def test_kernel_shap_values_add_up_to_the_churn_probability(churn_artifact
         for e, p in zip(r.json()["explanations"], prob, strict=True):
             sv = np.asarray(e["shap_values"])
             assert sv.shape == (5, 2) and e["feature_names"] == FEATURES and e["link"] == "identity"
-            np.testing.assert_allclose(np.asarray(e["expected_value"]) + sv.sum(axis=0), e["output"], atol=1e-9)
-            np.testing.assert_allclose(e["output"][1], p, atol=1e-6)  # the model output, through the transformer
+            np.testing.assert_allclose(
+                np.asarray(e["expected_value"]) + sv.sum(axis=0), e["output"], atol=1e-9
+            )
+            np.testing.assert_allclose(
+                e["output"][1], p, atol=1e-6
+            )  # the model output, through the transformer
 
 
 async def test_the_explainer_is_a_v2_model_with_metadata(churn_artifacts: Path) -> None:
@@ -117,7 +126,9 @@ async def test_the_explainer_is_a_v2_model_with_metadata(churn_artifacts: Path) 
         assert (await client.get("/v2/models/churn-classifier-explainer/ready")).json()["ready"] is True
         body = {
             "id": "e1",
-            "inputs": [{"name": "features", "datatype": "FP64", "shape": [2, 5], "data": [41, 30, 120.5, 6, 21] * 2}],
+            "inputs": [
+                {"name": "features", "datatype": "FP64", "shape": [2, 5], "data": [41, 30, 120.5, 6, 21] * 2}
+            ],
             "parameters": {"explain_parameters": {"threshold": 0.9}},
         }
         r = await client.post("/v2/models/churn-classifier-explainer/infer", json=body)
@@ -141,7 +152,8 @@ async def test_past_the_timeout_is_504_and_the_next_request_is_served(churn_arti
     plan = replace(plan, explainer=replace(plan.explainer, scaling=Scaling(timeout_s=1.0)))
     async with await make_client(plan) as client:
         url = "/v1/models/churn-classifier:explain"
-        slow = {"threshold": 0.9999, "min_samples_start": 20000, "batch_size": 20000, "coverage_samples": 200000}
+        slow = {"threshold": 1.0, "delta": 1e-12, "tau": 0.001, "min_samples_start": 5000, "batch_size": 1000,
+                "binary_cache_size": 100, "coverage_samples": 1000, "beam_size": 20}  # fmt: skip
         r = await client.post(url, json={"instances": [ROW], "parameters": slow})
         assert r.status_code == 504 and "timeout of 1s" in r.json()["error"]
         r = await client.post(url, json={"instances": [HIGH]})

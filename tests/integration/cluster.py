@@ -20,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -95,37 +96,50 @@ class Cluster:
             timeout=timeout,
         )
 
-    def config(self, name: str) -> Path:
-        """``configs/<name>`` with this session's HTTP port, in the working folder."""
-        cfg = yaml.safe_load((ROOT / "configs" / name).read_text())
+    def config(self, name: str | dict[str, Any]) -> Path:
+        """``configs/<name>`` (or a config dict) with this session's HTTP port, in the working folder."""
+        cfg = yaml.safe_load((ROOT / "configs" / name).read_text()) if isinstance(name, str) else name
         cfg["http_options"]["port"] = self.http_port
-        path = self.cwd / f"session-{name}"
+        path = self.cwd / f"session-{name if isinstance(name, str) else 'config.yaml'}"
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         return path
 
-    def deploy(self, name: str, deployments: set[str], timeout_s: float = 240) -> None:
-        """``serve deploy`` a config and wait until its application runs exactly ``deployments``."""
+    def deploy(
+        self,
+        name: str | dict[str, Any],
+        deployments: set[str],
+        timeout_s: float = 240,
+        apps: dict[str, str] | None = None,
+    ) -> None:
+        """``serve deploy`` a config; wait until each application runs exactly ``deployments``.
+
+        ``apps``: application name → the URL path of a model whose V2 ``ready`` must be 200
+        (default: the churn service).
+        """
+        apps = apps or {"ml-serving-churn-classifier": "/v2/models/churn-classifier/ready"}
         done = self.cli("serve", "deploy", str(self.config(name)))
         assert done.returncode == 0, done.stderr[-3000:]
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             status = self.cli("serve", "status")
             assert status.returncode == 0, status.stderr[-3000:]
-            apps = (yaml.safe_load(status.stdout) or {}).get("applications") or {}
-            app = apps.get("ml-serving-churn-classifier") or {}
-            found = app.get("deployments") or {}
-            if (
-                app.get("status") == "RUNNING"
-                and set(found) == deployments
-                and all(d.get("status") == "HEALTHY" for d in found.values())
-                and self.ready()
-            ):
+            running = (yaml.safe_load(status.stdout) or {}).get("applications") or {}
+            if all(self._running(running.get(a) or {}, deployments, path) for a, path in apps.items()):
                 return
             time.sleep(2)
         raise TimeoutError(f"{name} not running after {timeout_s}s:\n{status.stdout}")
 
-    def ready(self) -> bool:
+    def _running(self, app: dict[str, Any], deployments: set[str], ready_path: str) -> bool:
+        found = app.get("deployments") or {}
+        return (
+            app.get("status") == "RUNNING"
+            and set(found) == deployments
+            and all(d.get("status") == "HEALTHY" for d in found.values())
+            and self.ready(ready_path)
+        )
+
+    def ready(self, path: str = "/v2/models/churn-classifier/ready") -> bool:
         try:
-            return httpx.get(f"{self.base}/v2/models/churn-classifier/ready", timeout=2).status_code == 200
+            return httpx.get(f"{self.base}{path}", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False

@@ -1,5 +1,6 @@
 """The README's cluster recipe on a real Ray cluster: ``serve deploy configs/churn*.yaml``, then
-V1/V2 over real HTTP (httpx and tritonclient), ``serve status``, big requests, errors."""
+V1/V2 over real HTTP (httpx and tritonclient), ``serve status``, big requests, errors, and the
+churn service's Anchor explainer (``:explain`` and ``churn-classifier-explainer``)."""
 
 from __future__ import annotations
 
@@ -32,13 +33,12 @@ BAD = [
     ),
     (INFER, b'{"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP32"}]}', 400),
     ("/v1/models/other:predict", b'{"instances": [[1, 2, 3, 4, 5]]}', 404),
-    ("/v1/models/churn-classifier:explain", b'{"instances": [[1, 2, 3, 4, 5]]}', 501),
     ("/v1/models/other:explain", b'{"instances": [[1, 2, 3, 4, 5]]}', 404),
     ("/v2/models/churn-classifier/versions/9/infer", b'{"inputs": []}', 404),
 ]
 
 
-def check_service(base: str) -> None:
+def check_service(base: str, explainer: bool) -> None:
     with httpx.Client(base_url=base, timeout=60) as c:
         r = c.post(PREDICT, json={"instances": [ROW, [25, 2000, 20.0, 0, 1]]})
         assert r.status_code == 200, r.text
@@ -68,9 +68,15 @@ def check_service(base: str) -> None:
         assert c.get("/v2/models/churn-classifier/versions/1").status_code == 200
         assert c.get("/v2/models/churn-classifier/versions/2/ready").status_code == 404
         assert c.get("/v2/health/ready").status_code == 200
-        assert c.get("/v1/models").json() == {"models": ["churn-classifier"]}
+        models = ["churn-classifier"] + (["churn-classifier-explainer"] if explainer else [])
+        assert c.get("/v1/models").json() == {"models": models}
 
-        for path, raw, status in BAD:
+        explain = (
+            [("/v1/models/churn-classifier:explain", b'{"instances": [[1, 2, 3]]}', 400)]
+            if explainer
+            else [("/v1/models/churn-classifier:explain", b'{"instances": [[1, 2, 3, 4, 5]]}', 501)]
+        )
+        for path, raw, status in BAD + explain:
             bad = c.post(path, content=raw)
             assert bad.status_code == status, (path, raw, bad.text)
             assert "error" in bad.json()
@@ -103,6 +109,46 @@ def check_tritonclient(port: int) -> None:
     client.close()
 
 
+def check_explanations(base: str, port: int) -> None:
+    """Anchors for every instance in the caller's fields; per-request parameters; V2 via tritonclient."""
+    high = {"age": 30, "tenure_days": 20, "monthly_spend": 150.0, "support_tickets": 9, "last_login_days": 40}
+    with httpx.Client(base_url=base, timeout=120) as c:
+        r = c.post("/v1/models/churn-classifier:explain", json={"instances": [high, ROW, high]})
+        assert r.status_code == 200, r.text
+        explanations = r.json()["explanations"]
+        assert len(explanations) == 3
+        for e in explanations:
+            assert e["meta"]["name"] == "AnchorTabular" and e["meta"]["params"]["threshold"] == 0.95
+            assert e["data"]["anchor"] and all(
+                clause.split()[0] in ROW or "<" in clause for clause in e["data"]["anchor"]
+            )
+            assert 0 < e["data"]["coverage"] <= 1 and e["data"]["precision"] > 0.5
+        assert explanations[0]["data"] == explanations[2]["data"]  # same instance, same seed: same anchor
+        loose = c.post(
+            "/v1/models/churn-classifier:explain",
+            json={"instances": [high], "parameters": {"threshold": 0.5}},
+        )
+        assert loose.status_code == 200, loose.text
+        assert loose.json()["explanations"][0]["meta"]["params"]["threshold"] == 0.5
+        assert loose.json()["explanations"][0]["data"] != explanations[0]["data"]
+
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{port}")
+    meta = client.get_model_metadata("churn-classifier-explainer")
+    (spec,) = meta["inputs"]
+    x = np.array([list(high.values()), list(ROW.values())], dtype=np.float64)
+    inp = triton.InferInput(spec["name"], list(x.shape), spec["datatype"])
+    inp.set_data_from_numpy(x, binary_data=True)
+    result = client.infer(
+        "churn-classifier-explainer",
+        [inp],
+        outputs=[triton.InferRequestedOutput("explanation", binary_data=True)],
+    )
+    texts = result.as_numpy("explanation")
+    assert texts.shape == (2,)
+    assert json.loads(texts[0])["data"] == explanations[0]["data"]
+    client.close()
+
+
 def check_big_requests(base: str) -> None:
     """200,000 rows as V1 JSON (~5 MB) and as one V2 binary tensor (8 MB) cross the hop whole."""
     rows = np.tile(np.array([list(ROW.values()), [25, 2000, 20.0, 0, 1]]), (BIG // 2, 1))
@@ -129,17 +175,19 @@ def check_big_requests(base: str) -> None:
 
 
 def test_hop_form_with_serve_deploy(cluster: Cluster) -> None:
-    cluster.deploy("churn.yaml", {"ingress", "predictor"})
+    ready = {"ml-serving-churn-classifier": "/v2/models/churn-classifier-explainer/ready"}
+    cluster.deploy("churn.yaml", {"ingress", "predictor", "explainer"}, apps=ready)
     status = cluster.cli("serve", "status")  # the README's command, in another shell
     assert status.returncode == 0, status.stderr
     app = yaml.safe_load(status.stdout)["applications"]["ml-serving-churn-classifier"]
     assert app["status"] == "RUNNING"
-    check_service(cluster.base)
+    check_service(cluster.base, explainer=True)
     check_tritonclient(cluster.http_port)
+    check_explanations(cluster.base, cluster.http_port)
     check_big_requests(cluster.base)
 
 
 def test_collocated_form_with_serve_deploy(cluster: Cluster) -> None:
     cluster.deploy("churn-collocated.yaml", {"ingress"})
-    check_service(cluster.base)
+    check_service(cluster.base, explainer=False)
     check_big_requests(cluster.base)
