@@ -30,6 +30,8 @@ def test_explainer_replicas_hold_few_requests_unless_container_concurrency_says(
     plan = build_plan(parse_isvc(doc({"alibi": {"type": "AnchorTabular"}})))
     assert plan.explainer is not None
     assert plan.explainer.scaling.max_ongoing_requests == EXPLAINER_MAX_ONGOING
-    plan = build_plan(parse_isvc(doc({"alibi": {"type": "AnchorTabular"}, "containerConcurrency": 8, "timeout": 9})))
+    plan = build_plan(
+        parse_isvc(doc({"alibi": {"type": "AnchorTabular"}, "containerConcurrency": 8, "timeout": 9}))
+    )
     assert plan.explainer is not None
     assert (plan.explainer.scaling.max_ongoing_requests, plan.explainer.scaling.timeout_s) == (8, 9.0)
