@@ -70,17 +70,27 @@ async def call_hook(obj: Any, hook: str, *args: Any, executor: Executor | None =
 
 
 def to_batch(payload: Any, where: str = "preprocess") -> Any:
-    """The predictor's input from whatever ``preprocess`` returned (or the raw request)."""
+    """The predictor's input from whatever ``preprocess`` returned (or the raw request).
+
+    A V2 tensor of ``shape: []`` (0-d) is one row of one value, as a 0-d array from ``preprocess`` is:
+
+    >>> to_batch(InferRequest.from_json({"inputs": [
+    ...     {"name": "input-0", "shape": [], "datatype": "BYTES", "data": ["great"]}]})).shape
+    (1, 1)
+    """
     if isinstance(payload, (np.ndarray, pd.DataFrame)):
         return payload if payload.ndim >= 2 or isinstance(payload, pd.DataFrame) else payload.reshape(-1, 1)
+    if isinstance(payload, dict) and "instances" not in payload:
+        inputs = payload.get("inputs")
+        if isinstance(inputs, list) and inputs and isinstance(inputs[0], dict) and "datatype" in inputs[0]:
+            payload = InferRequest.from_json(payload)
     if isinstance(payload, InferRequest):
-        return payload.as_numpy()
+        x = payload.as_numpy()
+        return x.reshape(1, 1) if x.ndim == 0 else x
     if isinstance(payload, dict):
         if "instances" in payload:
             return instances_to_array(payload["instances"])
         inputs = payload.get("inputs")
-        if isinstance(inputs, list) and inputs and isinstance(inputs[0], dict) and "datatype" in inputs[0]:
-            return InferRequest.from_json(payload).as_numpy()
         if isinstance(inputs, list):
             return instances_to_array(inputs)
     if isinstance(payload, list):

@@ -207,3 +207,70 @@ async def test_component_timeout_is_504_and_server_keeps_serving():
         assert slow.status_code == 504 and "timeout of 0.05s" in slow.json()["error"]
         fast = await c.post("/v1/models/m:predict", json={"instances": [[0.0]]})
         assert fast.status_code == 200 and fast.json() == {"predictions": [0.0]}
+
+
+def one_feature_sklearn(folder: Path) -> Path:
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    folder.mkdir()
+    x = np.arange(20, dtype=float).reshape(-1, 1)
+    joblib.dump(LogisticRegression().fit(x, (x[:, 0] > 9).astype(int)), folder / "model.joblib")
+    return folder
+
+
+def tiny_bert(folder: Path) -> Path:
+    """A random-weight one-layer BERT classifier and the sentiment script's word-level tokenizer."""
+    import importlib.util
+
+    import torch
+    import transformers as tf
+
+    from tests.helpers import ROOT
+
+    spec = importlib.util.spec_from_file_location("build_sentiment", ROOT / "scripts" / "build_sentiment.py")
+    assert spec and spec.loader
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    tokenizer = script.build_tokenizer(script.POSITIVE + script.NEGATIVE)
+    torch.manual_seed(0)
+    config = tf.BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
+    tf.BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+async def test_v2_zero_d_tensor_is_one_row(tmp_path, churn_artifacts):
+    """KServe's sample sends one item with ``shape: []``: one row, not a 500 (``len()`` of a 0-d array)."""
+    from pipelines.plan import PredictorNode
+
+    cases = [  # beside the shape that answers the same: a text per row; a row of one feature
+        ("huggingface", tiny_bert(tmp_path / "hf"), [1], {"datatype": "BYTES", "data": ["great"]}),
+        ("sklearn", one_feature_sklearn(tmp_path / "sk"), [1, 1], {"datatype": "FP64", "data": [15.0]}),
+    ]
+    for runtime, folder, same, tensor in cases:
+        plan = ServicePlan(
+            name="m", namespace="default", predictor=PredictorNode(runtime=runtime, storage_uri=str(folder))
+        )
+        async with await make_client(plan) as c:
+            outs = []
+            for shape in ([], same):
+                body = {"inputs": [{"name": "input-0", "shape": shape, **tensor}]}
+                r = await c.post("/v2/models/m/infer", json=body)
+                assert r.status_code == 200, (runtime, shape, r.text)
+                (out,) = r.json()["outputs"]
+                assert out["shape"] == [1], (runtime, out)
+                outs.append(out["data"])
+            assert outs[0] == outs[1]
+    assert outs[0] == [1]  # sklearn: 15 > 9
+    async with await make_client(churn_plan(churn_artifacts)) as c:  # 5 features: 400, not 500
+        body = {"inputs": [{"name": "features", "shape": [], "datatype": "FP64", "data": [41.0]}]}
+        r = await c.post("/v2/models/churn-classifier/infer", json=body)
+        assert r.status_code == 400, r.text
