@@ -1,25 +1,80 @@
-"""Serve deployment options from a plan node's scaling, resources and env (no Ray import)."""
+"""Serve deployment options from a plan node's scaling, resources and env.
+
+Ray is imported only to ask the connected cluster whether it has GPUs (:func:`cluster_gpus`).
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pipelines.plan import Resources, Scaling
 from pipelines.settings import GRPC_LIMIT_VAR, SERVE_ENV
 
-__all__ = ["DEFAULT_NUM_CPUS", "deployment_options"]
+__all__ = ["DEFAULT_NUM_CPUS", "cluster_gpus", "deployment_options", "gpus_or_cpu"]
+
+logger = logging.getLogger("isvc.app")
 
 DEFAULT_NUM_CPUS = 0.5
 """CPU share a replica reserves when the spec names none (Ray's own default is 1)."""
 
 
+def cluster_gpus() -> float | None:
+    """The GPUs of the Ray cluster this process is connected to, or ``None`` when not connected.
+
+    Serve builds an application from a config file (``serve run configs/x.yaml``, ``serve
+    deploy``, ``isvc serve``) in a task on the cluster, where Ray is initialised; the
+    import-path form (``serve run pipelines.app:build isvc=...``) calls the builder before
+    ``ray.init``, and then nothing is known (``None``).
+    """
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    try:
+        return float(ray.cluster_resources().get("GPU", 0.0))
+    except Exception:  # a cluster that cannot answer: decide nothing
+        logger.debug("isvc: cannot read the Ray cluster's resources", exc_info=True)
+        return None
+
+
+def gpus_or_cpu(
+    num_gpus: float | None, available: float | None, deployment: str = "deployment"
+) -> float | None:
+    """``num_gpus`` to ask Ray for: ``None`` (run on CPU, one log line) when the cluster has no GPU.
+
+    A replica asking for a GPU on a cluster without any would wait for one forever; on such a
+    cluster (``available == 0``) it runs on CPU instead, and the runtime picks its CPU device.
+    ``available is None`` (cluster unknown) keeps the request as it is.
+
+    >>> gpus_or_cpu(1.0, 0.0, "predictor") is None
+    True
+    >>> gpus_or_cpu(1.0, 8.0), gpus_or_cpu(1.0, None), gpus_or_cpu(None, 0.0)
+    (1.0, 1.0, None)
+    """
+    if not num_gpus or available is None or available > 0:
+        return num_gpus
+    logger.warning(
+        "isvc: no GPU in this Ray cluster; %s asked for %g GPU and runs on CPU",
+        deployment,
+        num_gpus,
+    )
+    return None
+
+
 def deployment_options(
-    scaling: Scaling, resources: Resources, *, env: dict[str, str] | None = None
+    scaling: Scaling,
+    resources: Resources,
+    *,
+    env: dict[str, str] | None = None,
+    deployment: str | None = None,
 ) -> dict[str, Any]:
     """``.options(...)`` of one deployment.
 
     Every replica also gets the raised gRPC message limit in its ``runtime_env`` so that big
-    requests cross the ingress → predictor hop however the cluster was started.
+    requests cross the ingress → predictor hop however the cluster was started. A GPU request
+    is dropped, with one log line, when the connected cluster has no GPU at all
+    (:func:`gpus_or_cpu`); ``deployment`` names the deployment in that line.
     """
     opts: dict[str, Any] = {
         "max_ongoing_requests": scaling.max_ongoing_requests,
@@ -41,7 +96,10 @@ def deployment_options(
         "num_cpus": resources.num_cpus if resources.num_cpus is not None else DEFAULT_NUM_CPUS
     }
     if resources.num_gpus:
-        actor["num_gpus"] = resources.num_gpus
+        who = f"deployment {deployment!r}" if deployment else "a deployment"
+        num_gpus = gpus_or_cpu(resources.num_gpus, cluster_gpus(), who)
+        if num_gpus:
+            actor["num_gpus"] = num_gpus
     if resources.memory_bytes:
         actor["memory"] = resources.memory_bytes
     actor["runtime_env"] = {"env_vars": {GRPC_LIMIT_VAR: SERVE_ENV[GRPC_LIMIT_VAR], **(env or {})}}
