@@ -16,6 +16,7 @@ import yaml
 from pipelines.cli import IMPORT_PATH, main, serve_command
 from pipelines.errors import SpecError
 from pipelines.settings import FAST_SETTINGS, GRPC_LIMIT_VAR, SERVE_ENV, slow_settings
+from predictors.registry import RUNTIME_ALIASES
 from tests.helpers import ROOT, SPECS
 
 BARE = SPECS / "good" / "seed_sklearn_churn.yaml"
@@ -84,6 +85,7 @@ def test_serve_env_defaults_to_os_environ(tmpdir_for_mkstemp: Path, monkeypatch:
 def test_serve_runtime_not_built_fails_before_exec(
     tmpdir_for_mkstemp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ):
+    monkeypatch.delitem(RUNTIME_ALIASES, "huggingface")  # it is built now: pretend it is not
     with pytest.raises(SpecError) as info:
         serve_command(NOT_BUILT, environ={})
     assert any("huggingface" in p and "not built yet" in p for p in info.value.problems)
