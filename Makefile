@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ARTIFACTS ?= artifacts/churn
+SENTIMENT ?= artifacts/sentiment
 RAY_TMPDIR ?= /tmp/isvc-ray
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 # isvc's Ray Serve settings, one place: pipelines/serve.env (KEY=VALUE); a value already in
@@ -11,7 +12,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 SERVE_ENV := $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*=.*\)$$/\1/p' pipelines/serve.env)
 $(foreach kv,$(SERVE_ENV),$(eval export $(firstword $(subst =, ,$(kv))) ?= $(word 2,$(subst =, ,$(kv)))))
 
-.PHONY: install artifacts serve serve-collocated test test-unit test-integration lint bench clean
+.PHONY: install artifacts serve serve-collocated serve-sentiment test test-unit test-integration lint bench clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +27,10 @@ install: $(VENV)/.installed
 $(ARTIFACTS)/predictor/model.joblib: scripts/build_churn.py | $(VENV)/.installed
 	$(PY) scripts/build_churn.py $(ARTIFACTS)
 
-artifacts: $(ARTIFACTS)/predictor/model.joblib
+$(SENTIMENT)/predictor/config.json: scripts/build_sentiment.py | $(VENV)/.installed
+	$(PY) scripts/build_sentiment.py $(SENTIMENT)
+
+artifacts: $(ARTIFACTS)/predictor/model.joblib $(SENTIMENT)/predictor/config.json
 
 serve: install artifacts
 	mkdir -p $(RAY_TMPDIR)
@@ -35,6 +39,10 @@ serve: install artifacts
 serve-collocated: install artifacts
 	mkdir -p $(RAY_TMPDIR)
 	RAY_TMPDIR=$(RAY_TMPDIR) $(VENV)/bin/serve run configs/churn-collocated.yaml
+
+serve-sentiment: install artifacts
+	mkdir -p $(RAY_TMPDIR)
+	RAY_TMPDIR=$(RAY_TMPDIR) $(VENV)/bin/serve run configs/sentiment.yaml
 
 test: install
 	$(PY) -m pytest -q
