@@ -60,6 +60,7 @@ lint: install
 
 bench: install artifacts
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/explain.py
 
 clean:
 	rm -rf $(VENV) artifacts .bench .pytest_cache

@@ -19,22 +19,23 @@ def build_app(plan: ServicePlan) -> Any:
     """The bound Serve application for a plan; names and scaling come from the plan."""
     ing = plan.ingress
     ingress = IngressDeployment.options(
-        name=ing.name, **deployment_options(ing.scaling, ing.resources, env=ing.env)
+        name=ing.name, **deployment_options(ing.scaling, ing.resources, env=ing.env, deployment=ing.name)
     )
     predictors = []
     if not ing.collocated:
         predictors = [
             PredictorDeployment.options(
-                name=node.deployment, **deployment_options(node.scaling, node.resources, env=node.env)
+                name=node.deployment,
+                **deployment_options(node.scaling, node.resources, env=node.env, deployment=node.deployment),
             ).bind(plan.name, node)
             for node in plan.predictors()
         ]
     if plan.explainer is None:
         return ingress.bind(plan, *predictors)
-    ex = plan.explainer
+    ex = plan.explainer  # it explains the stable predictor: its own copy, or the deployment's handle
     explainer = ExplainerDeployment.options(
-        name="explainer", **deployment_options(ex.scaling, ex.resources, env=ex.env)
-    ).bind(plan, predictors[0] if predictors else None)  # it explains the stable predictor
+        name="explainer", **deployment_options(ex.scaling, ex.resources, env=ex.env, deployment="explainer")
+    ).bind(plan, predictors[0] if predictors and ex.model_access == "deployment" else None)
     return ingress.bind(plan, *predictors, explainer=explainer)
 
 

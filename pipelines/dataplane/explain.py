@@ -159,12 +159,16 @@ class ExplainRunner:
     An explanation past ``timeout_s``, or cancelled by its caller, stops at its next model call.
     """
 
-    def __init__(self, explainer: Explainer, model: ModelFn) -> None:
+    def __init__(self, explainer: Explainer, model: ModelFn, in_worker: bool = False) -> None:
         self.explainer = explainer
         self._model = model
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="isvc-explain")
         self._local = threading.local()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._in_worker = in_worker
+        """Run the model function on the worker thread's own loop (a model in this process: no
+        thread hand-off per call) instead of the replica's loop (a Ray handle lives there)."""
+        self._worker_loop: asyncio.AbstractEventLoop | None = None
 
     async def load(self, artifact_dir: Path | None, model: Any = None) -> None:
         """Fit / read the explainer (its predictor calls go through the model function)."""
@@ -197,6 +201,10 @@ class ExplainRunner:
         call.model_calls += 1
         call.model_rows += len(rows)
         names = list(self.explainer.feature_names) if call.as_objects else None
+        if self._in_worker:
+            if self._worker_loop is None:
+                self._worker_loop = asyncio.new_event_loop()
+            return self._worker_loop.run_until_complete(self._model(rows, names))
         future = asyncio.run_coroutine_threadsafe(self._model(rows, names), self._loop)
         return future.result()
 
@@ -257,7 +265,8 @@ async def load_explainer(plan: ServicePlan, predictor: Any | None = None) -> Exp
         predictor = LocalSink(local)
     else:
         await predictor.metadata()  # answers once a predictor replica is up: fit only after that
-    runner = ExplainRunner(cls(plan.name, node.config), explained_function(transformer, predictor.predict))
+    model = explained_function(transformer, predictor.predict)
+    runner = ExplainRunner(cls(plan.name, node.config), model, in_worker=local is not None)
     await runner.load(model_dir_of(node.storage_uri), local)
     return runner
 

@@ -31,6 +31,7 @@ from pipelines.spec import (
     ANN_COALESCE_WINDOW,
     ANN_COLLOCATE,
     ANN_DEPLOYMENT_MODE,
+    ANN_EXPLAINER_MODEL,
     ANN_MAX_BODY,
     ANN_MAX_SCALE,
     ANN_METRIC,
@@ -305,6 +306,12 @@ def _explainer(spec: ExplainerSpec, ctx: _Ctx, has_transformer: bool) -> Explain
     )
 
 
+def _model_access(value: str) -> str:
+    if value.strip() not in ("local", "deployment"):
+        raise ValueError
+    return value.strip()
+
+
 def _bool(value: str) -> bool:
     if value.strip().lower() not in ("true", "false"):
         raise ValueError
@@ -349,6 +356,10 @@ def build_plan(isvc: InferenceService) -> ServicePlan:
         canary = _canary(pred, "spec.predictor.newModel", ctx, predictor.resources)
     transformer = _transformer(isvc.spec.transformer, ctx) if isvc.spec.transformer else None
     explainer = _explainer(isvc.spec.explainer, ctx, transformer is not None) if isvc.spec.explainer else None
+    access = _ann(ann, ANN_EXPLAINER_MODEL, _model_access, '"local" or "deployment"', ctx)
+    if explainer is not None:
+        default = "deployment" if predictor.resources.num_gpus else "local"
+        explainer = replace(explainer, model_access=access or default)
     collocate = bool(_ann(ann, ANN_COLLOCATE, _bool, '"true" or "false"', ctx))
     window = _ann(ann, ANN_COALESCE_WINDOW, _non_negative, "milliseconds >= 0 (0 disables)", ctx)
     max_rows = _ann(ann, ANN_COALESCE_MAX_ROWS, _at_least_one, "an integer >= 1", ctx)

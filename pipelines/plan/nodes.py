@@ -109,6 +109,10 @@ class ExplainerNode:
     scaling: Scaling = field(default_factory=Scaling)
     resources: Resources = field(default_factory=Resources)
     env: dict[str, str] = field(default_factory=dict)
+    model_access: str = "local"
+    """``isvc.dev/explainer-model``: ``local`` — the explainer replica loads its own copy of the
+    (CPU) model and calls it in-process; ``deployment`` — it calls the predictor deployment's
+    handle with each sampling batch (the default for a GPU predictor)."""
 
 
 @dataclass(frozen=True)

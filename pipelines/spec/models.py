@@ -41,12 +41,14 @@ ANN_METRIC = "autoscaling.knative.dev/metric"
 ANN_MIN_SCALE = ("autoscaling.knative.dev/minScale", "autoscaling.knative.dev/min-scale")
 ANN_MAX_SCALE = ("autoscaling.knative.dev/maxScale", "autoscaling.knative.dev/max-scale")
 ANN_COLLOCATE = "isvc.dev/collocate"
+ANN_EXPLAINER_MODEL = "isvc.dev/explainer-model"
 ANN_COALESCE_WINDOW = "isvc.dev/coalesce-window-ms"
 ANN_COALESCE_MAX_ROWS = "isvc.dev/coalesce-max-rows"
 ANN_VERSION = "isvc.dev/model-version"
 ANN_MAX_BODY = "isvc.dev/max-body-size"
 HONORED_ANNOTATIONS = frozenset([ANN_DEPLOYMENT_MODE, ANN_TARGET, ANN_METRIC, *ANN_MIN_SCALE, *ANN_MAX_SCALE])
 HONORED_ANNOTATIONS |= {ANN_COLLOCATE, ANN_COALESCE_WINDOW, ANN_COALESCE_MAX_ROWS, ANN_VERSION, ANN_MAX_BODY}
+HONORED_ANNOTATIONS |= {ANN_EXPLAINER_MODEL}
 _OUR_PREFIX = "isvc.dev/"
 _REPORTED_DOMAINS = ("knative.dev/", "kserve.io/")
 

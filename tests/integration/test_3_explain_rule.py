@@ -1,6 +1,6 @@
 """Explanations on a real Ray cluster over HTTP, for a model with a known rule (churn = tickets > 5)
 behind the churn transformer: two applications in one ``serve deploy``, one with an Anchor
-explainer and one with KernelShap."""
+explainer (its own model copy) and one with KernelShap (calling the predictor deployment)."""
 
 from __future__ import annotations
 
@@ -40,11 +40,11 @@ def build_rule(folder: Path) -> tuple[StandardScaler, DecisionTreeClassifier]:
     return scaler, tree
 
 
-def isvc(name: str, explainer: dict) -> dict:
+def isvc(name: str, explainer: dict, annotations: dict | None = None) -> dict:
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {"name": name, "namespace": "rules"},
+        "metadata": {"name": name, "namespace": "rules", "annotations": annotations or {}},
         "spec": {
             "transformer": {
                 "custom": {
@@ -60,12 +60,12 @@ def isvc(name: str, explainer: dict) -> dict:
     }
 
 
-def app(name: str, prefix: str, explainer: dict) -> dict:
+def app(name: str, prefix: str, explainer: dict, annotations: dict | None = None) -> dict:
     return {
         "name": f"rules-{name}",
         "route_prefix": prefix,
         "import_path": "pipelines.app:build",
-        "args": isvc(name, explainer),
+        "args": isvc(name, explainer, annotations),
     }
 
 
@@ -83,7 +83,12 @@ def rules(cluster: Cluster) -> tuple[StandardScaler, DecisionTreeClassifier]:
     config = {
         "proxy_location": "EveryNode",
         "http_options": {"host": "0.0.0.0", "port": cluster.http_port},
-        "applications": [app("anchor", "/", anchor), app("shap", "/shap", shap)],
+        # Anchor calls its own copy of the model (the default for a CPU predictor); SHAP calls the
+        # predictor deployment's handle with each sampling batch.
+        "applications": [
+            app("anchor", "/", anchor),
+            app("shap", "/shap", shap, {"isvc.dev/explainer-model": "deployment"}),
+        ],
     }
     ready = {
         "rules-anchor": "/v2/models/anchor-explainer/ready",

@@ -35,3 +35,18 @@ def test_explainer_replicas_hold_few_requests_unless_container_concurrency_says(
     )
     assert plan.explainer is not None
     assert (plan.explainer.scaling.max_ongoing_requests, plan.explainer.scaling.timeout_s) == (8, 9.0)
+
+
+def test_the_explainer_uses_its_own_model_copy_unless_the_predictor_has_a_gpu() -> None:
+    plan = build_plan(parse_isvc(doc({"alibi": {"type": "AnchorTabular"}})))
+    assert plan.explainer is not None and plan.explainer.model_access == "local"
+    gpu = doc({"alibi": {"type": "AnchorTabular"}})
+    gpu["spec"]["predictor"]["sklearn"]["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
+    plan = build_plan(parse_isvc(gpu))
+    assert plan.explainer is not None and plan.explainer.model_access == "deployment"
+    gpu["metadata"]["annotations"] = {"isvc.dev/explainer-model": "local"}
+    plan = build_plan(parse_isvc(gpu))
+    assert plan.explainer is not None and plan.explainer.model_access == "local"
+    gpu["metadata"]["annotations"] = {"isvc.dev/explainer-model": "remote"}
+    with pytest.raises(SpecError, match='isvc.dev/explainer-model.*expected "local" or "deployment"'):
+        build_plan(parse_isvc(gpu))
