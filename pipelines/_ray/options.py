@@ -11,12 +11,31 @@ from typing import Any
 from pipelines.plan import Resources, Scaling
 from pipelines.settings import GRPC_LIMIT_VAR, SERVE_ENV
 
-__all__ = ["DEFAULT_NUM_CPUS", "cluster_gpus", "deployment_options", "gpus_or_cpu"]
+__all__ = [
+    "CPU_REPLICA_SELECTOR",
+    "DEFAULT_NUM_CPUS",
+    "POOL_LABEL",
+    "cluster_gpus",
+    "deployment_options",
+    "gpus_or_cpu",
+]
 
 logger = logging.getLogger("isvc.app")
 
 DEFAULT_NUM_CPUS = 0.5
 """CPU share a replica reserves when the spec names none (Ray's own default is 1)."""
+
+POOL_LABEL = "isvc.dev/pool"
+"""The Ray node label that keeps CPU replicas off GPU nodes: start GPU nodes with
+``ray start --labels isvc.dev/pool=gpu`` (KubeRay: ``labels: {isvc.dev/pool: gpu}`` on the GPU
+worker group). Ray's scheduler is free to put a CPU-only replica (ingress, explainer, a CPU
+predictor) on a GPU node, where it takes CPU and memory the GPU replicas need; a node's
+resources cannot say "no GPU", its labels can."""
+
+CPU_REPLICA_SELECTOR = {POOL_LABEL: "!gpu"}
+"""``ray_actor_options.label_selector`` of every replica that asks for no GPU: any node but one
+labelled ``isvc.dev/pool=gpu``. A node without the label matches, so an unlabelled cluster (a
+laptop's ``ray start --head``, ``serve run``) schedules everything as before."""
 
 
 def cluster_gpus() -> float | None:
@@ -74,7 +93,8 @@ def deployment_options(
     Every replica also gets the raised gRPC message limit in its ``runtime_env`` so that big
     requests cross the ingress → predictor hop however the cluster was started. A GPU request
     is dropped, with one log line, when the connected cluster has no GPU at all
-    (:func:`gpus_or_cpu`); ``deployment`` names the deployment in that line.
+    (:func:`gpus_or_cpu`); ``deployment`` names the deployment in that line. A replica without
+    a GPU stays off nodes labelled ``isvc.dev/pool=gpu`` (:data:`CPU_REPLICA_SELECTOR`).
     """
     opts: dict[str, Any] = {
         "max_ongoing_requests": scaling.max_ongoing_requests,
@@ -100,6 +120,8 @@ def deployment_options(
         num_gpus = gpus_or_cpu(resources.num_gpus, cluster_gpus(), who)
         if num_gpus:
             actor["num_gpus"] = num_gpus
+    if "num_gpus" not in actor:
+        actor["label_selector"] = dict(CPU_REPLICA_SELECTOR)
     if resources.memory_bytes:
         actor["memory"] = resources.memory_bytes
     actor["runtime_env"] = {"env_vars": {GRPC_LIMIT_VAR: SERVE_ENV[GRPC_LIMIT_VAR], **(env or {})}}

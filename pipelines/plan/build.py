@@ -32,6 +32,7 @@ from pipelines.spec import (
     ANN_COLLOCATE,
     ANN_DEPLOYMENT_MODE,
     ANN_EXPLAINER_MODEL,
+    ANN_GPU_FRACTION,
     ANN_MAX_BODY,
     ANN_MAX_SCALE,
     ANN_METRIC,
@@ -183,7 +184,7 @@ def _resources(blocks: list[ResourceRequirements | None], path: str, ctx: _Ctx) 
                 if value is not None:
                     found.setdefault(key, value)
     try:
-        return Resources(
+        resources = Resources(
             num_cpus=parse_cpu(found["cpu"]) if "cpu" in found else None,
             num_gpus=parse_quantity(found["gpu"]) if "gpu" in found else None,
             memory_bytes=parse_memory(found["memory"]) if "memory" in found else None,
@@ -191,6 +192,40 @@ def _resources(blocks: list[ResourceRequirements | None], path: str, ctx: _Ctx) 
     except ValueError as exc:
         ctx.problems.append(f"{path}.resources: {exc}")
         return Resources()
+    gpus = resources.num_gpus
+    if gpus is not None and gpus > 1 and not gpus.is_integer():  # Ray's own rule for num_gpus
+        ctx.problems.append(
+            f'{path}.resources: "nvidia.com/gpu" above 1 must be a whole number of GPUs, got {found["gpu"]!r}'
+        )
+    return resources
+
+
+def _gpu_share(predictors: list[PredictorNode], ann: dict[str, str], ctx: _Ctx) -> list[PredictorNode]:
+    """``isvc.dev/gpu-fraction``: each predictor replica that asks for a GPU gets this share of one.
+
+    ``nvidia.com/gpu`` stays a whole number, as Kubernetes wants; the annotation says how much
+    of that GPU one Ray replica reserves (``num_gpus: 0.25``: four replicas share a GPU).
+    """
+    share = _ann(ann, ANN_GPU_FRACTION, _gpu_fraction, "a fraction of one GPU, > 0 and <= 1", ctx)
+    if share is None:
+        return predictors
+    if not any(p.resources.num_gpus for p in predictors):
+        ctx.problems.append(
+            f"{_ann_path(ANN_GPU_FRACTION)}: no predictor asks for a GPU; "
+            'set resources.limits["nvidia.com/gpu"] in spec.predictor'
+        )
+        return predictors
+    return [
+        replace(p, resources=replace(p.resources, num_gpus=share)) if p.resources.num_gpus else p
+        for p in predictors
+    ]
+
+
+def _gpu_fraction(value: str) -> float:
+    share = float(value)
+    if not 0 < share <= 1:  # NaN fails too
+        raise ValueError
+    return share
 
 
 def _predictor(
@@ -354,6 +389,8 @@ def build_plan(isvc: InferenceService) -> ServicePlan:
     canary = None
     if pred.new_model is not None:
         canary = _canary(pred, "spec.predictor.newModel", ctx, predictor.resources)
+    predictor, *rest = _gpu_share([predictor] + ([canary] if canary else []), ann, ctx)
+    canary = rest[0] if rest else None
     transformer = _transformer(isvc.spec.transformer, ctx) if isvc.spec.transformer else None
     explainer = _explainer(isvc.spec.explainer, ctx, transformer is not None) if isvc.spec.explainer else None
     access = _ann(ann, ANN_EXPLAINER_MODEL, _model_access, '"local" or "deployment"', ctx)
