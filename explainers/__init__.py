@@ -2,16 +2,17 @@
 ``predict_fn(np.ndarray)``: Anchor via alibi (imported lazily), SHAP via ``shap`` directly.
 
 >>> sorted(EXPLAINERS)
-['AnchorTabular', 'KernelShap', 'TreeShap']
+['AnchorTabular', 'AnchorText', 'KernelShap', 'TreeShap']
 """
 
-from explainers.anchor import AnchorTabularExplainer
+from explainers.anchor import AnchorTabularExplainer, AnchorTextExplainer
 from explainers.base import Explainer, PredictFn
 from explainers.data import Background, load_background
 from explainers.shap_ import KernelShapExplainer, TreeShapExplainer
 
 EXPLAINERS: dict[str, type[Explainer]] = {
     "AnchorTabular": AnchorTabularExplainer,
+    "AnchorText": AnchorTextExplainer,
     "KernelShap": KernelShapExplainer,
     "TreeShap": TreeShapExplainer,
 }
@@ -20,6 +21,7 @@ EXPLAINERS: dict[str, type[Explainer]] = {
 __all__ = [
     "EXPLAINERS",
     "AnchorTabularExplainer",
+    "AnchorTextExplainer",
     "Background",
     "Explainer",
     "KernelShapExplainer",

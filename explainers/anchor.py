@@ -98,3 +98,101 @@ def _saved(folder: Path, predict_fn: PredictFn) -> Any:
     if not isinstance(explainer, AnchorTabular):
         raise StorageError(f"{target}: holds a {type(explainer).__name__}, expected an alibi AnchorTabular")
     return explainer
+
+
+class AnchorTextExplainer(Explainer):
+    """Anchors on text ("great AND food"): which words hold the prediction, through alibi.
+
+    Words are found with a spaCy tokenizer that needs nothing downloaded: ``spacy.blank(lang)``
+    (config ``lang``, default ``en``), or an installed spaCy pipeline named by ``spacy_model``
+    (needed for ``sampling_strategy: similarity``, which uses word vectors). The default
+    ``sampling_strategy: unknown`` replaces words outside the anchor by ``UNK``. Instances are
+    strings; the predictor gets arrays of perturbed strings.
+    """
+
+    kind = "AnchorText"
+    text = True
+    config_keys = (
+        *(k for k in ANCHOR_KEYS if k != "disc_perc"),
+        *("sampling_strategy", "sample_proba", "top_n", "temperature", "use_proba", "lang", "spacy_model"),
+    )
+    aliases = {"max_samples_start": "min_samples_start"}
+    _fit_keys = (
+        "seed",
+        "sampling_strategy",
+        "sample_proba",
+        "top_n",
+        "temperature",
+        "use_proba",
+        "lang",
+        "spacy_model",
+    )
+
+    def load(self, artifact_dir: Path | None, predict_fn: PredictFn, model: Any = None) -> None:
+        from alibi.explainers import AnchorText
+
+        from pipelines.errors import StorageError
+
+        strategy = self.config.get("sampling_strategy", "unknown")
+        if strategy not in ("unknown", "similarity"):
+            raise ValueError(
+                f"config.sampling_strategy: expected 'unknown' or 'similarity' "
+                f"(a language model is not supported here), got {strategy!r}"
+            )
+        nlp = _spacy(self.config.get("spacy_model"), str(self.config.get("lang", "en")))
+        if strategy == "similarity" and nlp.vocab.vectors.shape[0] == 0:
+            raise StorageError(
+                "config.sampling_strategy: similarity needs a spaCy pipeline with word vectors "
+                "(config.spacy_model, e.g. en_core_web_md, installed with `python -m spacy download`)"
+            )
+        sampling = {
+            k: self.config[k]
+            for k in ("sample_proba", "top_n", "temperature", "use_proba")
+            if k in self.config
+        }
+        self.feature_names = []
+        self._explainer = AnchorText(
+            predictor=predict_fn,
+            sampling_strategy=strategy,
+            nlp=nlp,
+            seed=int(self.config.get("seed", 0)),
+            **sampling,
+        )
+        self.ready = True
+
+    def explain(self, instances: Any, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        problems = self.check_config(parameters or {}, where="parameters")
+        if problems:
+            raise ValueError("; ".join(problems))
+        config = {**self.config, **self.normalise(parameters or {})}
+        texts = [str(t) for t in np.asarray(instances, dtype=object).reshape(-1)]
+        return [self.explain_one(t, config) for t in texts]  # type: ignore[arg-type]
+
+    def explain_one(self, x: Any, config: dict[str, Any]) -> dict[str, Any]:
+        kwargs = {k: v for k, v in config.items() if k not in self._fit_keys}
+        if config.get("seed") is not None:
+            np.random.seed(int(config["seed"]))
+        explanation = self._explainer.explain(str(x), **kwargs)
+        result: dict[str, Any] = json.loads(explanation.to_json())
+        return result
+
+
+def _spacy(model: str | None, lang: str) -> Any:
+    """An installed spaCy pipeline, or the blank (tokenizer-only, offline) one for ``lang``."""
+    import spacy
+
+    from pipelines.errors import StorageError
+
+    if model:
+        try:
+            return spacy.load(model)
+        except OSError as exc:
+            raise StorageError(
+                f"config.spacy_model: spaCy pipeline {model!r} is not installed here and isvc never "
+                f"downloads; install it (`python -m spacy download {model}`) or leave spacy_model unset "
+                f"for the offline tokenizer ({exc})"
+            ) from exc
+    try:
+        return spacy.blank(lang)
+    except (ImportError, OSError, ValueError) as exc:
+        raise StorageError(f"config.lang: spaCy has no tokenizer for language {lang!r} ({exc})") from exc

@@ -90,6 +90,8 @@ class Explainer:
         """
         return {cls.aliases.get(k, k): _value(v) for k, v in config.items()}
 
+    text: ClassVar[bool] = False
+    """Whether instances are strings (AnchorText) rather than rows of numeric features."""
     needs_model: ClassVar[bool] = False
     """Whether :meth:`load` needs the model object itself (TreeShap), not only ``predict_fn``."""
 

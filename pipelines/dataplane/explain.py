@@ -58,6 +58,7 @@ __all__ = [
     "explained_function",
     "instances_to_rows",
     "load_explainer",
+    "texts_of",
 ]
 
 logger = logging.getLogger("isvc.explain")
@@ -108,6 +109,20 @@ def instances_to_rows(instances: Any, feature_names: list[str]) -> tuple[np.ndar
             raise InvalidInput(f"instances[{i}]: features must be finite numbers")
         rows.append(row)
     return np.asarray(rows, dtype=np.float64), as_objects
+
+
+def texts_of(instances: Any, where: str = "instances") -> np.ndarray:
+    """V1 ``instances`` for a text explainer: a non-empty list of strings.
+
+    >>> texts_of(["great food", "awful"]).tolist()
+    ['great food', 'awful']
+    """
+    if not isinstance(instances, list) or not instances:
+        raise InvalidInput(f'"{where}" must be a non-empty list of texts to explain')
+    for i, text in enumerate(instances):
+        if not isinstance(text, str):
+            raise InvalidInput(f"{where}[{i}] must be a string (this explainer explains text)")
+    return np.array(instances, dtype=object)
 
 
 def explained_function(transformer: Any | None, predict: Callable[[Any], Awaitable[Any]]) -> ModelFn:
@@ -180,7 +195,11 @@ class ExplainRunner:
 
     def info(self) -> dict[str, Any]:
         """What the ingress needs: the explainer's type and the features it explains, in order."""
-        return {"type": self.explainer.kind, "feature_names": list(self.explainer.feature_names)}
+        return {
+            "type": self.explainer.kind,
+            "feature_names": list(self.explainer.feature_names),
+            "text": self.explainer.text,
+        }
 
     def _in_call(self, call: _Call, fn: Callable[..., Any], *args: Any) -> Any:
         self._local.call = call
@@ -197,7 +216,7 @@ class ExplainRunner:
         if time.monotonic() > call.deadline:
             raise RequestTimeout("explanation took longer than its timeout")
         assert self._loop is not None
-        rows = np.asarray(x, dtype=np.float64)
+        rows = np.asarray(x, dtype=object if self.explainer.text else np.float64)
         call.model_calls += 1
         call.model_rows += len(rows)
         names = list(self.explainer.feature_names) if call.as_objects else None
@@ -347,7 +366,10 @@ class Explanations:
             raise ModelNotReady(f"{self.name}-explainer")
         assert self.feature_names is not None
         params = self.parameters(body.get("parameters"))
-        rows, as_objects = instances_to_rows(body.get("instances"), self.feature_names)
+        if self.explainer_cls.text:
+            rows, as_objects = texts_of(body.get("instances")), False
+        else:
+            rows, as_objects = instances_to_rows(body.get("instances"), self.feature_names)
         return {"explanations": await self.explain_rows(rows, params, as_objects)}
 
 
@@ -396,6 +418,11 @@ class ExplainerModel:
         return await self.explanations.explain_v1(body, headers)
 
     def _rows(self, request: InferRequest) -> np.ndarray:
+        if self.explanations.explainer_cls.text:
+            if len(request.inputs) != 1:
+                raise InvalidInput("inputs: send one BYTES tensor of texts to explain")
+            values = np.asarray(request.inputs[0].as_numpy(), dtype=object).reshape(-1)
+            return texts_of([v.decode() if isinstance(v, bytes) else v for v in values], "inputs[0]")
         names = self.explanations.feature_names or []
         if len(request.inputs) == 1:
             x = np.asarray(request.inputs[0].as_numpy())

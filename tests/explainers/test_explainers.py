@@ -85,7 +85,7 @@ def test_unknown_config_key_names_the_nearest() -> None:
     assert KernelShapExplainer.check_config({"nsample": 10}) == [
         "config.nsample: unknown KernelShap setting; did you mean 'nsamples'?"
     ]
-    assert set(EXPLAINERS) == {"AnchorTabular", "KernelShap", "TreeShap"}
+    assert set(EXPLAINERS) == {"AnchorTabular", "AnchorText", "KernelShap", "TreeShap"}
 
 
 def test_kernel_shap_values_add_up_to_the_model_output(rule) -> None:
