@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,6 +107,7 @@ def fake_gpu_cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]
         for p in left:
             with contextlib.suppress(psutil.Error):
                 p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def replica_nodes(app: str) -> dict[str, list[str]]:
@@ -150,7 +151,6 @@ def test_gpu_predictor_and_cpu_ingress_are_placed_and_scaled_apart(
     from pipelines.plan import build_plan
     from pipelines.spec import isvc_from_serve_args
 
-    started = time.monotonic()
     with fake_gpu_cluster(monkeypatch) as node:
         port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port}, proxy_location="HeadOnly")
@@ -182,4 +182,3 @@ def test_gpu_predictor_and_cpu_ingress_are_placed_and_scaled_apart(
         status = serve.status().applications[plan.app_name]
         assert status.deployments["ingress"].replica_states.get("RUNNING") == 2
         assert status.deployments["predictor"].replica_states.get("RUNNING") == 1
-    assert time.monotonic() - started < 170
