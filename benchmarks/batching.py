@@ -1,8 +1,16 @@
 """Dynamic batching (``predictor.batcher``) on vs off: single-instance churn requests at c=64.
 
 One run, on this machine: the churn service (transformer + sklearn predictor) under
-``serve run`` without a batcher, then with ``batcher: {maxBatchSize, maxLatency}``, each loaded
-with one-row V1 requests by wrk; rows/s, p50/p99 and errors side by side, and the ratio.
+``serve run``, loaded with one-row V1 requests by wrk, four ways:
+
+- ``off``: no batcher, and the ingress coalescer off too (``isvc.dev/coalesce-window-ms: "0"``):
+  one model call per request, as a server without batching does it;
+- ``batcher``: KServe's ``batcher: {maxBatchSize, maxLatency}`` in the predictor replica, coalescer off;
+- ``coalescer``: isvc's default, no batcher: the ingress merges concurrent requests' rows into
+  one predictor call (window 1 ms);
+- ``both``: the coalescer and the batcher.
+
+rows/s, p50/p99 and errors side by side, and each against ``off``.
 Writes ``.bench/batching.json``::
 
     python benchmarks/batching.py                       # c=64, 10 s per load
@@ -28,22 +36,26 @@ from benchmarks._servers import BENCH_DIR, ROOT, log  # noqa: E402
 from benchmarks.load import measure, request_body  # noqa: E402
 
 
-def config_with(batcher: dict[str, Any] | None) -> dict[str, Any]:
+def config_with(batcher: dict[str, Any] | None, coalesce: bool) -> dict[str, Any]:
     """``configs/churn.yaml``'s service without its explainer, with ``batcher`` on the predictor."""
     serve_cfg = yaml.safe_load((ROOT / "configs" / "churn.yaml").read_text())
     isvc = yaml.safe_load((ROOT / "configs" / "isvc" / "churn.yaml").read_text())
     isvc["spec"].pop("explainer", None)
     if batcher:
         isvc["spec"]["predictor"]["batcher"] = batcher
+    if not coalesce:
+        isvc["metadata"]["annotations"]["isvc.dev/coalesce-window-ms"] = "0"
     cfg = copy.deepcopy(serve_cfg)
     cfg["applications"][0]["args"] = isvc
     return cfg
 
 
-def run_one(name: str, batcher: dict[str, Any] | None, args: argparse.Namespace) -> dict[str, Any]:
+def run_one(
+    name: str, batcher: dict[str, Any] | None, coalesce: bool, args: argparse.Namespace
+) -> dict[str, Any]:
     path = BENCH_DIR / f"batching-{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config_with(batcher), sort_keys=False))
+    path.write_text(yaml.safe_dump(config_with(batcher, coalesce), sort_keys=False))
     log(f"starting `serve run {path.name}` ({name})")
     server = _servers.start_serve(str(path), ROOT / "artifacts" / "churn", f"ours:{name}", args.ray_tmpdir)
     try:
@@ -65,15 +77,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=BENCH_DIR / "batching.json")
     args = p.parse_args(argv)
     batcher = {"maxBatchSize": args.max_batch, "maxLatency": args.max_latency}
-    results = {"off": run_one("off", None, args), "on": run_one("on", batcher, args)}
-    off, on = results["off"], results["on"]
+    variants = {
+        "off": (None, False),
+        "batcher": (batcher, False),
+        "coalescer": (None, True),
+        "both": (batcher, True),
+    }
+    results = {name: run_one(name, b, c, args) for name, (b, c) in variants.items()}
+    off = results["off"]["rows_s"]
+    lines = ["| how | rows/s | vs off | p50 | p99 | errors |", "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        lines.append(
+            f"| {name} | {r['rows_s']:.0f} | {r['rows_s'] / off:.2f}× | {r['p50_ms']:.1f} ms | "
+            f"{r['p99_ms']:.1f} ms | {r['errors']} |"
+        )
     print(
-        f"| batcher | rows/s | p50 | p99 | errors |\n|---|---|---|---|---|\n"
-        f"| off | {off['rows_s']:.0f} | {off['p50_ms']:.1f} ms | {off['p99_ms']:.1f} ms | {off['errors']} |\n"
-        f"| maxBatchSize {args.max_batch}, maxLatency {args.max_latency:g} ms | {on['rows_s']:.0f} | "
-        f"{on['p50_ms']:.1f} ms | {on['p99_ms']:.1f} ms | {on['errors']} |\n\n"
-        f"single-instance requests at c={args.concurrency}: batching on / off = "
-        f"{on['rows_s'] / off['rows_s']:.2f}× rows/s",
+        "\n".join(lines)
+        + f"\n\nsingle-instance requests at c={args.concurrency}; batcher: maxBatchSize {args.max_batch}, "
+        f"maxLatency {args.max_latency:g} ms",
         flush=True,
     )
     summary = {"batcher": batcher, "concurrency": args.concurrency, **results}

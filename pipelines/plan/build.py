@@ -260,6 +260,8 @@ def _predictor(
             max_batch_size=spec.batcher.max_batch_size or Batching.max_batch_size,
             max_latency_ms=spec.batcher.max_latency or Batching.max_latency_ms,
         )
+    elif resources.num_gpus:  # a GPU wants full batches: KServe's batcher defaults, unless set
+        batching = Batching()
     storage_uri, args = runtime.storage_uri, runtime.args_dict()
     if fmt == "huggingface" and storage_uri and storage_uri.startswith("hf://"):
         # A Hub id, read from the local Hugging Face cache by the runtime (--model_id wins, as in KServe).

@@ -50,3 +50,15 @@ def test_the_explainer_uses_its_own_model_copy_unless_the_predictor_has_a_gpu() 
     gpu["metadata"]["annotations"] = {"isvc.dev/explainer-model": "remote"}
     with pytest.raises(SpecError, match='isvc.dev/explainer-model.*expected "local" or "deployment"'):
         build_plan(parse_isvc(gpu))
+
+
+def test_a_gpu_predictor_batches_by_default_and_a_cpu_one_does_not() -> None:
+    from pipelines.plan import Batching
+
+    plan = build_plan(parse_isvc(doc({"alibi": {"type": "AnchorTabular"}}, transformer=False)))
+    assert plan.predictor.batching is None
+    gpu = doc({"alibi": {"type": "AnchorTabular"}}, transformer=False)
+    gpu["spec"]["predictor"]["sklearn"]["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
+    assert build_plan(parse_isvc(gpu)).predictor.batching == Batching(max_batch_size=32, max_latency_ms=5.0)
+    gpu["spec"]["predictor"]["batcher"] = {"maxBatchSize": 8}
+    assert build_plan(parse_isvc(gpu)).predictor.batching == Batching(max_batch_size=8, max_latency_ms=5.0)
