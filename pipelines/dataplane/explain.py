@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from explainers import Explainer
-from pipelines.dataplane.pipeline import call_hook, overrides, to_batch
+from pipelines.dataplane.pipeline import call_hook, model_metadata, overrides, to_batch
 from pipelines.errors import (
     InvalidInput,
     ISVCError,
@@ -347,15 +347,14 @@ class Explanations:
             return result[0]
 
         tasks = [asyncio.ensure_future(one(i)) for i in range(len(rows))]
+        late = RequestTimeout(
+            f"explaining {len(rows)} instance(s) took longer than the explainer's timeout of "
+            f"{self.timeout_s:g}s (spec.explainer.timeout); the work was cancelled"
+        )
         try:
             return list(await asyncio.wait_for(asyncio.gather(*tasks), self.timeout_s))
-        except TimeoutError:
-            raise RequestTimeout(
-                f"explaining {len(rows)} instance(s) took longer than the explainer's timeout of "
-                f"{self.timeout_s:g}s (spec.explainer.timeout); the work was cancelled"
-            ) from None
-        except RequestTimeout as exc:
-            raise RequestTimeout(f"{exc.message} (spec.explainer.timeout: {self.timeout_s:g}s)") from None
+        except (TimeoutError, RequestTimeout):  # here, or the replica's own deadline first
+            raise late from None
         finally:
             for t in tasks:
                 t.cancel()
@@ -400,13 +399,8 @@ class ExplainerModel:
         return self.explanations.ready
 
     def metadata_v2(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "versions": [self.version],
-            "platform": self.platform,
-            "inputs": self.inputs,
-            "outputs": [{"name": "explanation", "datatype": "BYTES", "shape": [-1]}],
-        }
+        explanation = {"name": "explanation", "datatype": "BYTES", "shape": [-1]}
+        return model_metadata(self.name, self.version, self.platform, self.inputs, [explanation])
 
     async def predict_v1(self, body: dict[str, Any], headers: dict[str, str]) -> Any:
         raise InvalidInput(

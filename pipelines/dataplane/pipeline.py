@@ -247,13 +247,14 @@ class ModelPipeline:
 
     def metadata_v2(self) -> dict[str, Any]:
         """``GET /v2/models/{name}``: name, versions, platform, inputs, outputs."""
-        return {
-            "name": self.name,
-            "versions": [self.version],
-            "platform": self.platform,
-            "inputs": self.inputs,
-            "outputs": self.outputs,
-        }
+        return model_metadata(self.name, self.version, self.platform, self.inputs, self.outputs)
+
+
+def model_metadata(
+    name: str, version: str, platform: str, inputs: list[dict[str, Any]], outputs: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The V2 model metadata body (``GET /v2/models/{name}``)."""
+    return {"name": name, "versions": [version], "platform": platform, "inputs": inputs, "outputs": outputs}
 
 
 def require_dict(body: Any) -> dict[str, Any]:
