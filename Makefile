@@ -61,6 +61,7 @@ lint: install
 bench: install artifacts
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/explain.py
+	$(PY) benchmarks/batching.py
 
 clean:
 	rm -rf $(VENV) artifacts .bench .pytest_cache
