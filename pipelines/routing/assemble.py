@@ -21,7 +21,7 @@ from typing import Any
 
 from pipelines.batching import Coalescer
 from pipelines.dataplane import ModelPipeline, endpoint_tensors
-from pipelines.dataplane.explain import ExplainerModel, Explanations
+from pipelines.dataplane.explanations import ExplainerModel, Explanations
 from pipelines.errors import NotConfigured
 from pipelines.plan import PredictorNode, ServicePlan
 from pipelines.routing.sinks import ExplainerSink, PredictorSink
