@@ -15,6 +15,8 @@ __all__ = [
     "ModelNotReady",
     "ServerOverloaded",
     "RequestTimeout",
+    "RevisionUnavailable",
+    "ColdStartTimeout",
     "UserCodeError",
     "PredictorError",
     "StorageError",
@@ -82,6 +84,18 @@ class ModelNotReady(ISVCError):
 
 class ServerOverloaded(ISVCError):
     """Back-pressure: too many requests in flight or queued (503), as Ray Serve does."""
+
+    status_code = 503
+
+
+class RevisionUnavailable(ISVCError):
+    """The predictor revision a request was routed to is gone (deleted by a promote or rollback) (503)."""
+
+    status_code = 503
+
+
+class ColdStartTimeout(ISVCError):
+    """A predictor scaled to zero did not get a replica up within the cold-start bound (503)."""
 
     status_code = 503
 

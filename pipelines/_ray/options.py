@@ -104,12 +104,21 @@ def deployment_options(
     }
     lo, hi = scaling.min_replicas, max(scaling.min_replicas, scaling.max_replicas, 1)
     if scaling.autoscale and (hi > lo or lo == 0):
-        opts["autoscaling_config"] = {
+        initial = scaling.initial_replicas if scaling.initial_replicas is not None else max(1, lo)
+        auto: dict[str, Any] = {
             "min_replicas": lo,
             "max_replicas": hi,
-            "initial_replicas": max(1, lo),
+            "initial_replicas": min(max(initial, lo), hi),
             "target_ongoing_requests": scaling.target_ongoing_requests,
         }
+        for key in ("look_back_period_s", "downscale_delay_s", "downscale_to_zero_delay_s"):
+            value = getattr(scaling, key)
+            if value is not None:
+                auto[key] = value
+        if lo == 0 and scaling.look_back_period_s is not None and scaling.look_back_period_s < 10:
+            # Ray pushes load metrics every metrics_interval_s (10 s); a short window wants them sooner.
+            auto["metrics_interval_s"] = max(0.5, scaling.look_back_period_s / 2)
+        opts["autoscaling_config"] = auto
     else:
         opts["num_replicas"] = max(1, lo)
     actor: dict[str, Any] = {

@@ -91,6 +91,7 @@ def render_serve_config(entries: list[Entry], host: str = "0.0.0.0", port: int =
 def _plan_dict(plan: ServicePlan) -> dict[str, Any]:
     body = json.loads(json.dumps(dataclasses.asdict(plan)))
     body.pop("ignored_fields")
+    body.pop("notes")
     return {"app_name": plan.app_name, **body}
 
 
@@ -99,7 +100,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     entries = load_file(args.file, args.name)
     plans = [build_plan(isvc) for _, isvc in entries]
-    checks = [check_transformer(p) for p in plans]
+    checks = [(found, [*p.notes, *notes]) for p, (found, notes) in ((p, check_transformer(p)) for p in plans)]
     problems = [line for found, _ in checks for line in found]
     if problems:
         raise SpecError(problems)

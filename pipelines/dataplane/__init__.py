@@ -13,11 +13,23 @@ from pipelines.dataplane.loading import (
     predictor_metadata,
     unknown_args,
 )
-from pipelines.dataplane.pipeline import ModelPipeline, call_hook, endpoint_tensors, overrides, to_batch
+from pipelines.dataplane.pipeline import (
+    REQUEST_INFO,
+    TAG_HEADER,
+    Description,
+    ModelPipeline,
+    call_hook,
+    endpoint_tensors,
+    overrides,
+    to_batch,
+)
 from pipelines.dataplane.rest import SERVER_NAME, create_app, server_version
 
 __all__ = [
+    "REQUEST_INFO",
     "SERVER_NAME",
+    "TAG_HEADER",
+    "Description",
     "ModelPipeline",
     "call_hook",
     "check_transformer",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -179,12 +180,13 @@ class ExplainerModel:
     def __init__(
         self,
         explanations: Explanations,
-        inputs: list[dict[str, Any]],
+        inputs: list[dict[str, Any]] | Callable[[], Awaitable[list[dict[str, Any]]]],
         version: str = "1",
     ) -> None:
         self.explanations = explanations
         self.name = f"{explanations.name}-explainer"
         self.inputs = inputs
+        """The model's inputs, or an ``async () -> inputs`` asked when metadata is first needed."""
         self.version = version
         self.platform = f"isvc-explainer/{explanations.explainer_cls.kind}"
 
@@ -192,9 +194,10 @@ class ExplainerModel:
     def ready(self) -> bool:
         return self.explanations.ready
 
-    def metadata_v2(self) -> dict[str, Any]:
+    async def metadata_v2(self) -> dict[str, Any]:
         explanation = {"name": "explanation", "datatype": "BYTES", "shape": [-1]}
-        return model_metadata(self.name, self.version, self.platform, self.inputs, [explanation])
+        inputs = self.inputs if isinstance(self.inputs, list) else await self.inputs()
+        return model_metadata(self.name, self.version, self.platform, inputs, [explanation])
 
     async def predict_v1(self, body: dict[str, Any], headers: dict[str, str]) -> Any:
         raise InvalidInput(

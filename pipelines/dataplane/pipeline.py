@@ -12,9 +12,11 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,10 +33,44 @@ from pipelines.protocol import (
 )
 from transformers_.base import Transformer
 
-__all__ = ["ModelPipeline", "call_hook", "endpoint_tensors", "overrides", "to_batch"]
+__all__ = [
+    "REQUEST_INFO",
+    "TAG_HEADER",
+    "Description",
+    "ModelPipeline",
+    "call_hook",
+    "endpoint_tensors",
+    "overrides",
+    "to_batch",
+]
 
 PredictFn = Callable[[Any], Awaitable[Any]]
 ExplainFn = Callable[[dict[str, Any], dict[str, str]], Awaitable[Any]]
+
+TAG_HEADER = "isvc-tag"
+"""Request header: ``latest`` or ``prev`` (or a revision name) forces the predictor revision that
+serves the request (KServe's tag routing). Every predict/infer response carries it back with the
+tag that served it, and ``isvc-revision`` with that revision's name."""
+
+REQUEST_INFO: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "isvc_request_info", default=None
+)
+"""Per request: the HTTP layer puts a dict here (``force_tag`` from :data:`TAG_HEADER`); the
+traffic router writes ``served_by`` and ``revision`` into it."""
+
+
+@dataclass(frozen=True)
+class Description:
+    """The endpoint's tensors and platform (V2 metadata), learnt from the predictor."""
+
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    platform: str = ""
+    output_name: str = "output-0"
+    """The name the predictor's output gets in the V2 response before ``postprocess``."""
+
+
+Describe = Callable[[], Awaitable[Description]]
 
 _default_executor: ThreadPoolExecutor | None = None
 
@@ -167,6 +203,8 @@ class ModelPipeline:
         ready: Callable[[], bool] | None = None,
         explain: ExplainFn | None = None,
         output_name: str = "output-0",
+        describe: Describe | None = None,
+        status: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.name = name
         self._predict = predict
@@ -183,6 +221,33 @@ class ModelPipeline:
         """The name the predictor's output gets in the V2 response before ``postprocess``."""
         self.explainer_model: Any = None
         """The ``{name}-explainer`` model when ``spec.explainer`` is set (see :func:`served_models`)."""
+        self._describe = describe
+        """Learns inputs/outputs/platform on first need (a predictor scaled to zero is not woken
+        by the ingress starting, only by a request that needs it)."""
+        self._describing: asyncio.Future[None] | None = None
+        self._status = status
+
+    async def described(self) -> None:
+        """Fill inputs/outputs/platform/output_name from ``describe`` once (first caller waits)."""
+        if self._describe is None:
+            return
+        if self._describing is None or (self._describing.done() and self._describing.exception()):
+            self._describing = asyncio.ensure_future(self._learn(self._describe))
+        await asyncio.shield(self._describing)
+
+    async def _learn(self, describe: Describe) -> None:
+        d = await describe()
+        self.inputs, self.outputs, self.platform, self.output_name = (
+            d.inputs,
+            d.outputs,
+            d.platform,
+            d.output_name,
+        )
+        self._describe = None
+
+    def status(self) -> dict[str, Any]:
+        """Extra fields of ``GET /v1/models/{name}`` (traffic table, shadow agreement)."""
+        return self._status() if self._status is not None else {}
 
     @property
     def ready(self) -> bool:
@@ -216,6 +281,7 @@ class ModelPipeline:
         if isinstance(out, pd.DataFrame):
             outputs = [InferOutput.from_numpy(str(c), out[c].to_numpy()) for c in out.columns]
         else:
+            await self.described()
             outputs = [InferOutput.from_numpy(self.output_name, np.asarray(out))]
         response: Any = InferResponse(
             model_name=self.name, outputs=outputs, id=request.id, model_version=self.version
@@ -245,8 +311,9 @@ class ModelPipeline:
             )
         return await self._explain(body, headers)
 
-    def metadata_v2(self) -> dict[str, Any]:
+    async def metadata_v2(self) -> dict[str, Any]:
         """``GET /v2/models/{name}``: name, versions, platform, inputs, outputs."""
+        await self.described()
         return model_metadata(self.name, self.version, self.platform, self.inputs, self.outputs)
 
 

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pipelines.dataplane.pipeline import ModelPipeline, require_dict
+from pipelines.dataplane.pipeline import REQUEST_INFO, TAG_HEADER, ModelPipeline, require_dict
 from pipelines.errors import (
     InternalError,
     ISVCError,
@@ -54,6 +54,8 @@ __all__ = ["create_app", "SERVER_NAME", "server_version"]
 logger = logging.getLogger("isvc.dataplane")
 
 SERVER_NAME = "isvc"
+REVISION_HEADER = "isvc-revision"
+"""Response header: the name of the predictor revision that served the request."""
 EXTENSIONS = ["binary_tensor_data"]
 """V2 protocol extensions this server implements (``GET /v2``)."""
 
@@ -85,6 +87,7 @@ def create_app(
     max_inflight: int | None = None,
     timeout_s: float | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    extra_routes: list[Route] | None = None,
 ) -> Starlette:
     """Build the V1/V2 ASGI app over ``models`` (name → :class:`ModelPipeline`).
 
@@ -92,6 +95,9 @@ def create_app(
     ``timeout_s`` (the component's ``timeout``): a slower one answers 504 (explanations have
     the explainer's own time limit).
     ``max_body_bytes``: a larger request body answers 413.
+    ``extra_routes`` come after the V1/V2 routes, under the same error handling (e.g. the V2
+    model repository of :mod:`pipelines.multimodel`). ``models`` may be a live mapping: a model
+    added to it later is served at once.
     """
     inflight = 0
     too_large = (
@@ -123,6 +129,8 @@ def create_app(
             if limited and max_inflight is not None and inflight >= max_inflight:
                 raise ServerOverloaded(f"server overloaded: {inflight} requests in flight")
             inflight += 1
+            info: dict[str, Any] = {"force_tag": request.headers.get(TAG_HEADER)}
+            REQUEST_INFO.set(info)  # this request's task; the router writes which revision served
             try:
                 if limited and timed and timeout_s and not own_timeout(request):
                     try:
@@ -140,7 +148,11 @@ def create_app(
                 raise InternalError(f"internal error: {type(exc).__name__}: {exc}") from exc
             finally:
                 inflight -= 1
-            return result if isinstance(result, Response) else json_response(result)
+            response = result if isinstance(result, Response) else json_response(result)
+            if "served_by" in info:
+                response.headers[TAG_HEADER] = info["served_by"]
+                response.headers[REVISION_HEADER] = info["revision"]
+            return response
 
         return handle
 
@@ -165,7 +177,8 @@ def create_app(
 
     async def v1_model(request: Request) -> Any:
         pipe = model(request, ready=False)
-        return {"name": pipe.name, "ready": pipe.ready}
+        status = pipe.status() if hasattr(pipe, "status") else {}
+        return {"name": pipe.name, "ready": pipe.ready, **status}
 
     async def v1_predict(request: Request) -> Any:
         pipe = model(request)
@@ -189,7 +202,7 @@ def create_app(
         return json_response({"ready": ready}, 200 if ready else 503)
 
     async def v2_metadata(request: Request) -> Any:
-        return model(request, ready=False).metadata_v2()
+        return await model(request, ready=False).metadata_v2()
 
     async def v2_model_ready(request: Request) -> Any:
         pipe = model(request, ready=False)
@@ -247,4 +260,5 @@ def create_app(
             return error_response(405, f"method {request.method} not allowed on {request.url.path}")
         return error_response(exc.status_code, str(exc.detail))
 
+    routes += extra_routes or []
     return Starlette(routes=routes, exception_handlers={ISVCError: isvc_error, HTTPException: http_error})

@@ -29,16 +29,23 @@ from pipelines.plan.nodes import (
 from pipelines.spec import (
     ANN_COALESCE_MAX_ROWS,
     ANN_COALESCE_WINDOW,
+    ANN_COLD_START,
     ANN_COLLOCATE,
     ANN_DEPLOYMENT_MODE,
     ANN_EXPLAINER_MODEL,
     ANN_GPU_FRACTION,
+    ANN_INITIAL_SCALE,
     ANN_MAX_BODY,
     ANN_MAX_SCALE,
     ANN_METRIC,
     ANN_MIN_SCALE,
+    ANN_SCALE_DOWN_DELAY,
+    ANN_SHADOW,
+    ANN_SHADOW_QUEUE,
     ANN_TARGET,
+    ANN_TO_ZERO_RETENTION,
     ANN_VERSION,
+    ANN_WINDOW,
     ComponentSpec,
     ExplainerSpec,
     InferenceService,
@@ -63,6 +70,8 @@ _MODES = {
 }
 _METRICS = ("concurrency", "rps", "cpu", "memory")
 _REPLICA_FIELDS = ("maxReplicas", "scaleTarget", "scaleMetric")
+DEFAULT_TO_ZERO_DELAY_S = 90.0
+"""Idle seconds before a ``minScale: 0`` predictor goes from 1 replica to 0 (Knative: 60 s window + 30 s grace)."""
 _INHERITED = (
     *("min_replicas", "max_replicas", "scale_target", "scale_metric"),
     *("container_concurrency", "timeout", "batcher"),
@@ -79,6 +88,10 @@ class _Ctx:
     metric: str | None = None
     min_scale: int | None = None
     max_scale: int | None = None
+    initial_scale: int | None = None
+    window_s: float | None = None
+    scale_down_delay_s: float | None = None
+    to_zero_retention_s: float | None = None
     problems: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
 
@@ -105,6 +118,20 @@ _non_negative = _at_least(float, 0)
 _at_least_one = _at_least(int, 1)
 _byte_size = _at_least(parse_memory, 1)
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def _duration(value: str) -> float:
+    """A Knative duration (``"60s"``, ``"1m"``, ``"500ms"``, or plain seconds) in seconds.
+
+    >>> _duration("90s"), _duration("1.5m"), _duration("2")
+    (90.0, 90.0, 2.0)
+    """
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
 
 
 def _ann(
@@ -134,6 +161,11 @@ def _context(ann: dict[str, str]) -> _Ctx:
     ctx.metric = _ann(ann, ANN_METRIC, _metric, " or ".join(_METRICS), ctx)
     ctx.min_scale = _ann(ann, ANN_MIN_SCALE, _count, "an integer >= 0", ctx)
     ctx.max_scale = _ann(ann, ANN_MAX_SCALE, _count, "an integer >= 0", ctx)
+    ctx.initial_scale = _ann(ann, ANN_INITIAL_SCALE, _count, "an integer >= 0", ctx)
+    duration = 'a duration like "60s", "2m" or "500ms"'
+    ctx.window_s = _ann(ann, ANN_WINDOW, _duration, duration, ctx)
+    ctx.scale_down_delay_s = _ann(ann, ANN_SCALE_DOWN_DELAY, _duration, duration, ctx)
+    ctx.to_zero_retention_s = _ann(ann, ANN_TO_ZERO_RETENTION, _duration, duration, ctx)
     if ctx.mode == RAW_DEPLOYMENT:
         scaling_keys = (ANN_TARGET, ANN_METRIC, *ANN_MAX_SCALE)
         ctx.ignored += [f"{_ann_path(k)} (RawDeployment: fixed replicas)" for k in scaling_keys if k in ann]
@@ -170,7 +202,20 @@ def _scaling(comp: ComponentSpec, path: str, ctx: _Ctx, explicit: set[str] | Non
         replicas = min_r or 1
         return Scaling(min_replicas=replicas, max_replicas=replicas, autoscale=False, **common)
     low = min_r if min_r is not None else 1
-    return Scaling(min_replicas=low, max_replicas=max(max_r or low, low, 1), autoscale=True, **common)
+    initial = ctx.initial_scale
+    if initial is not None and initial < low:
+        initial = low
+    timing: dict[str, Any] = {
+        "initial_replicas": initial,
+        "look_back_period_s": ctx.window_s,
+        "downscale_delay_s": ctx.scale_down_delay_s,
+        "downscale_to_zero_delay_s": ctx.to_zero_retention_s,
+    }
+    if low == 0 and ctx.to_zero_retention_s is None and ctx.scale_down_delay_s is None:
+        timing["downscale_to_zero_delay_s"] = DEFAULT_TO_ZERO_DELAY_S  # Knative's window + grace
+    return Scaling(
+        min_replicas=low, max_replicas=max(max_r or low, low, 1), autoscale=True, **common, **timing
+    )
 
 
 def _resources(blocks: list[ResourceRequirements | None], path: str, ctx: _Ctx) -> Resources:
@@ -389,8 +434,26 @@ def build_plan(isvc: InferenceService) -> ServicePlan:
     pred = isvc.spec.predictor
     predictor = _predictor(pred, "spec.predictor", ctx, "predictor")
     canary = None
+    notes: list[str] = []
+    shadow = bool(_ann(ann, ANN_SHADOW, _bool, '"true" or "false"', ctx))
+    shadow_queue = _ann(ann, ANN_SHADOW_QUEUE, _at_least_one, "an integer >= 1", ctx)
+    percent = pred.canary_traffic_percent
     if pred.new_model is not None:
         canary = _canary(pred, "spec.predictor.newModel", ctx, predictor.resources)
+        if percent is None and not shadow:
+            ctx.problems.append(
+                "spec.predictor.newModel: needs canaryTrafficPercent (the % of traffic it gets), "
+                f'or the annotation {ANN_SHADOW}: "true" to mirror traffic to it without serving any'
+            )
+    elif percent is not None:
+        notes.append(
+            f"spec.predictor.canaryTrafficPercent ({percent}) without newModel: a first create, as in "
+            "KServe; all traffic goes to the one predictor (add newModel to split it)"
+        )
+    if shadow and pred.new_model is None:
+        ctx.problems.append(
+            f"{_ann_path(ANN_SHADOW)}: shadow traffic needs spec.predictor.newModel (the model that gets the copies)"
+        )
     predictor, *rest = _gpu_share([predictor] + ([canary] if canary else []), ann, ctx)
     canary = rest[0] if rest else None
     transformer = _transformer(isvc.spec.transformer, ctx) if isvc.spec.transformer else None
@@ -403,6 +466,9 @@ def build_plan(isvc: InferenceService) -> ServicePlan:
     window = _ann(ann, ANN_COALESCE_WINDOW, _non_negative, "milliseconds >= 0 (0 disables)", ctx)
     max_rows = _ann(ann, ANN_COALESCE_MAX_ROWS, _at_least_one, "an integer >= 1", ctx)
     body = _ann(ann, ANN_MAX_BODY, _byte_size, "a size like '64Mi' or '100000000' (bytes)", ctx)
+    cold = _ann(ann, ANN_COLD_START, _duration, 'a duration like "60s" or "2m"', ctx)
+    if ctx.mode == RAW_DEPLOYMENT and ctx.min_scale == 0:
+        notes.append(f"{_ann_path(ANN_MIN_SCALE[0])}: RawDeployment never scales to zero; 1 replica at least")
     version = ann.get(ANN_VERSION, ServicePlan.version).strip()
     if not _VERSION.match(version):
         ctx.problems.append(
@@ -419,11 +485,15 @@ def build_plan(isvc: InferenceService) -> ServicePlan:
         transformer=transformer,
         explainer=explainer,
         canary=canary,
-        canary_traffic_percent=pred.canary_traffic_percent if canary is not None else None,
+        canary_traffic_percent=(percent or 0) if canary is not None else None,
+        shadow=shadow,
+        shadow_queue=ServicePlan.shadow_queue if shadow_queue is None else shadow_queue,
+        cold_start_timeout_s=ServicePlan.cold_start_timeout_s if cold is None else cold,
         deployment_mode=ctx.mode,
         coalesce_window_ms=ServicePlan.coalesce_window_ms if window is None else window,
         coalesce_max_rows=ServicePlan.coalesce_max_rows if max_rows is None else max_rows,
         max_body_bytes=ServicePlan.max_body_bytes if body is None else body,
         version=version,
         ignored_fields=tuple(dict.fromkeys(ctx.ignored)),
+        notes=tuple(notes),
     )

@@ -49,6 +49,14 @@ class Scaling:
     max_ongoing_requests: int = DEFAULT_MAX_ONGOING
     max_queued_requests: int = DEFAULT_MAX_QUEUED
     timeout_s: float | None = None
+    initial_replicas: int | None = None
+    """``autoscaling.knative.dev/initial-scale``: replicas at deploy time (default: ``max(1, min)``)."""
+    look_back_period_s: float | None = None
+    """``autoscaling.knative.dev/window``: how far back the autoscaler averages the load."""
+    downscale_delay_s: float | None = None
+    """``autoscaling.knative.dev/scale-down-delay``: load must stay low this long before a scale-down."""
+    downscale_to_zero_delay_s: float | None = None
+    """``autoscaling.knative.dev/scale-to-zero-pod-retention-period``: idle time before 1 → 0."""
 
 
 @dataclass(frozen=True)
@@ -146,7 +154,15 @@ class ServicePlan:
     """``isvc.dev/max-body-size``: larger request bodies answer 413."""
     version: str = "1"
     """``isvc.dev/model-version``: the model version in V2 metadata, URLs and responses."""
+    shadow: bool = False
+    """``isvc.dev/shadow``: every request the stable predictor serves is mirrored to ``newModel``."""
+    shadow_queue: int = 64
+    """``isvc.dev/shadow-queue``: mirrored batches waiting at most; more are dropped (and counted)."""
+    cold_start_timeout_s: float = 60.0
+    """``isvc.dev/cold-start-timeout``: how long a request waits for a predictor scaled to zero."""
     ignored_fields: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    """What ``isvc validate`` tells the user about the plan (accepted, but worth knowing)."""
 
     @property
     def app_name(self) -> str:

@@ -1,16 +1,21 @@
-"""From a plan to the model graph: predictor and explainer sinks, the canary split, :func:`assemble`."""
+"""From a plan to the model graph: predictor and explainer sinks, the traffic router (canary,
+tags, shadow), :func:`assemble`."""
 
-from pipelines.routing.assemble import assemble, served_models
+from pipelines.routing.assemble import assemble, coalesced, revisions, served_models
 from pipelines.routing.sinks import ExplainerSink, LocalExplainerSink, LocalSink, PredictorSink
-from pipelines.routing.split import Sink, traffic_split
+from pipelines.routing.traffic import Revision, Shadow, TrafficRouter, agreement
 
 __all__ = [
     "ExplainerSink",
     "LocalExplainerSink",
     "LocalSink",
     "PredictorSink",
-    "Sink",
+    "Revision",
+    "Shadow",
+    "TrafficRouter",
+    "agreement",
     "assemble",
+    "coalesced",
+    "revisions",
     "served_models",
-    "traffic_split",
 ]

@@ -20,53 +20,96 @@ from collections.abc import Callable
 from typing import Any
 
 from pipelines.batching import Coalescer
-from pipelines.dataplane import ModelPipeline, endpoint_tensors
+from pipelines.dataplane import Description, ModelPipeline, endpoint_tensors
 from pipelines.dataplane.explanations import ExplainerModel, Explanations
 from pipelines.errors import NotConfigured
 from pipelines.plan import PredictorNode, ServicePlan
 from pipelines.routing.sinks import ExplainerSink, PredictorSink
-from pipelines.routing.split import traffic_split
+from pipelines.routing.traffic import Revision, Shadow, TrafficRouter
 
-__all__ = ["assemble", "served_models"]
+__all__ = ["assemble", "coalesced", "revisions", "served_models"]
 
 logger = logging.getLogger("isvc.app")
 
 
+def revisions(
+    plan: ServicePlan, submits: list[Callable[[Any], Any]], names: list[str] | None = None
+) -> tuple[list[Revision], Shadow | None]:
+    """The plan's predictors as revisions: with a canary, the stable one is ``prev`` and the
+    canary ``latest`` (KServe's tags), else the one predictor is ``latest``."""
+    nodes = plan.predictors()
+    names = names or [n.deployment for n in nodes]
+    cold = [plan.cold_start_timeout_s if n.scaling.min_replicas == 0 else None for n in nodes]
+    if len(nodes) == 1:
+        return [Revision("latest", names[0], 100, submits[0], cold_start_s=cold[0])], None
+    percent = plan.canary_traffic_percent or 0
+    revs = [
+        Revision("prev", names[0], 100 - percent, submits[0], cold_start_s=cold[0]),
+        Revision("latest", names[1], percent, submits[1], cold_start_s=cold[1]),
+    ]
+    shadow = Shadow("prev", revs[1], queue_size=plan.shadow_queue) if plan.shadow else None
+    return revs, shadow
+
+
 async def assemble(
     plan: ServicePlan,
-    make_sink: Callable[[PredictorNode], PredictorSink],
+    make_sink: Callable[[PredictorNode], PredictorSink] | None,
     transformer: Any | None = None,
     explainer: ExplainerSink | None = None,
+    router: TrafficRouter | None = None,
+    describe_sink: Callable[[], PredictorSink] | None = None,
 ) -> ModelPipeline:
-    """Wire the plan's predictors (stable, canary) behind coalescers, the split and the transformer."""
-    sinks = [make_sink(node) for node in plan.predictors()]
-    meta = await sinks[0].metadata()
-    window_s = plan.coalesce_window_ms / 1000
-    coalescers = [Coalescer(s.predict, window_s=window_s, max_rows=plan.coalesce_max_rows) for s in sinks]
-    predict = traffic_split(
-        coalescers[0].submit,
-        coalescers[1].submit if len(coalescers) > 1 else None,
-        plan.canary_traffic_percent,
-    )
-    inputs, outputs = endpoint_tensors(transformer, meta["inputs"], meta["outputs"])
+    """Wire the plan's predictors (stable, canary) behind coalescers, the router and the transformer.
+
+    ``router`` (with ``describe_sink``, where metadata comes from) replaces the plan's own
+    predictors: the ingress of a routed layout fills it from its ``user_config``. Nothing here
+    calls a predictor: metadata is learnt on the first request that needs it.
+    """
+    sinks: list[PredictorSink] = []
+    if router is None:
+        assert make_sink is not None
+        sinks = [make_sink(node) for node in plan.predictors()]
+        revs, shadow = revisions(plan, [coalesced(plan, s) for s in sinks])
+        router = TrafficRouter(revs, shadow)
+    first = describe_sink or (lambda: sinks[0])
+
+    async def describe() -> Description:
+        meta = await first().metadata()
+        inputs, outputs = endpoint_tensors(transformer, meta["inputs"], meta["outputs"])
+        name = meta["outputs"][0]["name"] if meta["outputs"] else "output-0"
+        return Description(inputs, outputs, meta["platform"], name)
+
     explainer_model = None
     if plan.explainer is not None:
         if explainer is None:
             raise NotConfigured(f"model '{plan.name}': spec.explainer is set but no explainer was given")
-        explainer_model = ExplainerModel(_explanations(plan, explainer), inputs, plan.version)
     pipeline = ModelPipeline(
         plan.name,
-        predict=predict,
+        predict=router.predict,
         transformer=transformer,
-        inputs=inputs,
-        outputs=outputs,
-        platform=meta["platform"],
         version=plan.version,
-        output_name=meta["outputs"][0]["name"] if meta["outputs"] else "output-0",
-        explain=explainer_model.explain_v1 if explainer_model else None,
+        describe=describe,
+        status=router.to_json,
     )
+    if plan.explainer is not None:
+        assert explainer is not None
+
+        async def inputs() -> list[dict[str, Any]]:
+            await pipeline.described()
+            return pipeline.inputs
+
+        explainer_model = ExplainerModel(_explanations(plan, explainer), inputs, plan.version)
+        pipeline._explain = explainer_model.explain_v1
     pipeline.explainer_model = explainer_model
+    pipeline.router = router
     return pipeline
+
+
+def coalesced(plan: ServicePlan, sink: PredictorSink) -> Callable[[Any], Any]:
+    """The sink's ``predict`` behind its own coalescer (the plan's window and row cap)."""
+    return Coalescer(
+        sink.predict, window_s=plan.coalesce_window_ms / 1000, max_rows=plan.coalesce_max_rows
+    ).submit
 
 
 def _explanations(plan: ServicePlan, sink: ExplainerSink) -> Explanations:

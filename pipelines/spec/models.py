@@ -47,9 +47,20 @@ ANN_COALESCE_MAX_ROWS = "isvc.dev/coalesce-max-rows"
 ANN_VERSION = "isvc.dev/model-version"
 ANN_MAX_BODY = "isvc.dev/max-body-size"
 ANN_GPU_FRACTION = "isvc.dev/gpu-fraction"
+ANN_SHADOW = "isvc.dev/shadow"
+ANN_SHADOW_QUEUE = "isvc.dev/shadow-queue"
+ANN_COLD_START = "isvc.dev/cold-start-timeout"
+ANN_INITIAL_SCALE = ("autoscaling.knative.dev/initial-scale", "autoscaling.knative.dev/initialScale")
+ANN_WINDOW = "autoscaling.knative.dev/window"
+ANN_SCALE_DOWN_DELAY = "autoscaling.knative.dev/scale-down-delay"
+ANN_TO_ZERO_RETENTION = "autoscaling.knative.dev/scale-to-zero-pod-retention-period"
 HONORED_ANNOTATIONS = frozenset([ANN_DEPLOYMENT_MODE, ANN_TARGET, ANN_METRIC, *ANN_MIN_SCALE, *ANN_MAX_SCALE])
 HONORED_ANNOTATIONS |= {ANN_COLLOCATE, ANN_COALESCE_WINDOW, ANN_COALESCE_MAX_ROWS, ANN_VERSION, ANN_MAX_BODY}
-HONORED_ANNOTATIONS |= {ANN_EXPLAINER_MODEL, ANN_GPU_FRACTION}
+HONORED_ANNOTATIONS |= {ANN_EXPLAINER_MODEL, ANN_GPU_FRACTION, ANN_SHADOW, ANN_SHADOW_QUEUE, ANN_COLD_START}
+HONORED_ANNOTATIONS |= {*ANN_INITIAL_SCALE, ANN_WINDOW, ANN_SCALE_DOWN_DELAY, ANN_TO_ZERO_RETENTION}
+ANN_MODELS_PER_REPLICA = "isvc.dev/models-per-replica"
+"""Multi-model serving (TrainedModels, :mod:`pipelines.spec.trained`): models one predictor replica holds."""
+HONORED_ANNOTATIONS |= {ANN_MODELS_PER_REPLICA}
 _OUR_PREFIX = "isvc.dev/"
 _REPORTED_DOMAINS = ("knative.dev/", "kserve.io/")
 
@@ -270,10 +281,8 @@ class PredictorSpec(ComponentSpec):
         if self.new_model is not None:
             if self.new_model.new_model is not None or self.new_model.canary_traffic_percent is not None:
                 raise ValueError("newModel cannot itself hold newModel or canaryTrafficPercent")
-            if self.canary_traffic_percent is None:
-                raise ValueError("newModel needs canaryTrafficPercent (the % of traffic it gets)")
-        elif self.canary_traffic_percent is not None:
-            raise ValueError("canaryTrafficPercent needs newModel (there is no previous revision here)")
+        # canaryTrafficPercent without newModel is KServe's first create: all traffic to the one
+        # model (a note in `isvc validate`); newModel without a percent needs isvc.dev/shadow (plan).
         return self
 
 

@@ -96,29 +96,6 @@ def test_failure_of_foreign_exception_is_500():
     assert f.to_error().status_code == 500
 
 
-async def test_traffic_split_sends_the_canary_share():
-    from pipelines.routing import traffic_split
-
-    hits = {"stable": 0, "canary": 0}
-
-    def sink(name):
-        async def call(batch):
-            hits[name] += 1
-            return name
-
-        return call
-
-    rolls = iter([0.05, 0.5, 0.19, 0.99, 0.2] * 20)
-    route = traffic_split(sink("stable"), sink("canary"), 20, rand=lambda: next(rolls))
-    for _ in range(100):
-        await route(np.ones((1, 1)))
-    assert hits == {"stable": 60, "canary": 40}
-    assert traffic_split(sink("stable"), None, 20) is not None
-    only_stable = traffic_split(sink("stable"), sink("canary"), 0)
-    assert await only_stable(np.ones((1, 1))) == "stable"
-    assert await traffic_split(sink("stable"), sink("canary"), 100)(np.ones((1, 1))) == "canary"
-
-
 async def test_inline_or_thread_moves_short_calls_onto_the_loop_and_slow_ones_off():
     loop_thread = threading.get_ident()
     where: list[bool] = []

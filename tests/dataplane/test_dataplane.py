@@ -73,6 +73,7 @@ async def test_health_and_metadata(client):
     assert (await client.get("/v1/models/churn-classifier")).json() == {
         "name": "churn-classifier",
         "ready": True,
+        "traffic": [{"tag": "latest", "revision": "predictor", "percent": 100, "ready": True}],
     }
     meta = (await client.get("/v2/models/churn-classifier")).json()
     # The endpoint's tensors (the transformer's declaration), not the sklearn model's.

@@ -1,5 +1,6 @@
 """pipelines.routing.assemble over fake predictor sinks: one sink per predictor node, the
-canary split, metadata from the stable predictor, the version from the plan. No Ray."""
+canary split, metadata from the stable predictor (asked on first need, never at assembly),
+the version from the plan. No Ray."""
 
 from __future__ import annotations
 
@@ -107,11 +108,12 @@ async def test_full_canary_percent_sends_everything_to_the_canary():
 
 async def test_metadata_from_stable_sink_and_version_from_plan():
     plan = canary_plan(annotations={"isvc.dev/model-version": "v3"})
-    pipe = await assemble(plan, Factory())
+    make = Factory()
+    pipe = await assemble(plan, make)
     assert pipe.version == "v3"
+    meta = await pipe.metadata_v2()
     assert pipe.platform == "stable-platform"
     assert pipe.inputs == STABLE_META["inputs"] and pipe.outputs == STABLE_META["outputs"]
-    meta = pipe.metadata_v2()
     assert meta["versions"] == ["v3"] and meta["name"] == "m"
     assert meta["inputs"] == STABLE_META["inputs"] and meta["platform"] == "stable-platform"
 
@@ -139,6 +141,7 @@ async def test_transformer_declaration_overrides_stable_metadata():
             return [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
 
     pipe = await assemble(canary_plan(), Factory(), Declares("m"))
+    await pipe.described()
     assert pipe.inputs == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
     assert pipe.outputs == STABLE_META["outputs"]
 
@@ -169,3 +172,19 @@ async def test_an_explainer_in_the_plan_needs_an_explainer_sink() -> None:
     with pytest.raises(NotConfigured, match="has no explainer configured") as info:
         await pipe.explain_v1({"instances": [[1]]}, {})
     assert info.value.status_code == 501
+
+
+async def test_assembly_calls_no_predictor_metadata_is_learnt_on_first_need():
+    """A predictor scaled to zero must not be woken by the ingress starting (only by a request)."""
+    asked: list[str] = []
+
+    class Counting(FakeSink):
+        async def metadata(self) -> dict[str, Any]:
+            asked.append(self.node.deployment)
+            return self.meta
+
+    pipe = await assemble(canary_plan(), lambda node: Counting(node, 0.0, STABLE_META))
+    assert asked == [] and pipe.ready
+    await pipe.metadata_v2()
+    await pipe.metadata_v2()
+    assert asked == ["predictor"]
