@@ -71,7 +71,8 @@ _MODES = {
 _METRICS = ("concurrency", "rps", "cpu", "memory")
 _REPLICA_FIELDS = ("maxReplicas", "scaleTarget", "scaleMetric")
 DEFAULT_TO_ZERO_DELAY_S = 90.0
-"""Idle seconds before a ``minScale: 0`` predictor goes from 1 replica to 0 (Knative: 60 s window + 30 s grace)."""
+"""Idle seconds before a ``minScale: 0`` predictor goes from 1 replica to 0
+(Knative's 60 s window + 30 s grace)."""
 _INHERITED = (
     *("min_replicas", "max_replicas", "scale_target", "scale_metric"),
     *("container_concurrency", "timeout", "batcher"),
@@ -452,7 +453,8 @@ def build_plan(isvc: InferenceService) -> ServicePlan:
         )
     if shadow and pred.new_model is None:
         ctx.problems.append(
-            f"{_ann_path(ANN_SHADOW)}: shadow traffic needs spec.predictor.newModel (the model that gets the copies)"
+            f"{_ann_path(ANN_SHADOW)}: shadow traffic needs spec.predictor.newModel "
+            "(the model that gets the copies)"
         )
     predictor, *rest = _gpu_share([predictor] + ([canary] if canary else []), ann, ctx)
     canary = rest[0] if rest else None
