@@ -1,5 +1,6 @@
 """Resolve a KServe ``storageUri`` to a local path: local, ``file://``, ``pvc://``, ``s3://``,
-``http(s)://``; downloads cached once per node, archives unpacked safely.
+``gs://``, ``http(s)://``, ``hf://``; downloads cached once per node, archives unpacked safely,
+progress logged and shown by :func:`pipelines.storage.progress.current`.
 
 Example::
 

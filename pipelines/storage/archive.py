@@ -1,4 +1,5 @@
-"""Unpack model archives (``.tar.gz``, ``.tgz``, ``.tar``, ``.zip``) without letting them escape.
+"""Unpack model archives (``.tar.gz``, ``.tgz``, ``.tar``, ``.zip``; also ``.tar.bz2``/``.tbz2`` and
+``.tar.xz``/``.txz``) without letting them escape.
 
 Every member is checked *before* anything is written: an absolute name, a ``..`` step, a
 link that points outside the destination, or a device/fifo member refuses the whole archive
@@ -24,7 +25,16 @@ from pipelines.errors import StorageError
 
 __all__ = ["ARCHIVE_SUFFIXES", "is_archive", "unpack"]
 
-ARCHIVE_SUFFIXES: tuple[str, ...] = (".tar.gz", ".tgz", ".tar", ".zip")
+ARCHIVE_SUFFIXES: tuple[str, ...] = (
+    ".tar.gz",
+    ".tgz",
+    ".tar",
+    ".zip",
+    ".tar.bz2",
+    ".tbz2",
+    ".tar.xz",
+    ".txz",
+)
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -38,7 +48,7 @@ def unpack(archive: Path, dest: Path, uri: str) -> None:
 
     Raises StorageError for an unreadable archive or for any member that would land outside
     ``dest``. On error ``dest`` may hold partial output: callers unpack into a staging folder
-    that they throw away (see ``_storage_cache.cached``).
+    that they throw away (see ``pipelines.storage.cache.cached``).
     """
     try:
         if archive.name.lower().endswith(".zip"):

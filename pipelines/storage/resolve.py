@@ -7,14 +7,16 @@ Supported URIs (KServe's spelling):
 ``file:///abs/path``           same, without the scheme
 ``pvc://claim/sub/path``       ``settings.pvc_root/claim/sub/path`` (must exist, no ``..``)
 ``s3://bucket/prefix``         every object under the prefix (or the one object so named)
+``gs://bucket/prefix``         the same on Google Cloud Storage (or ``STORAGE_EMULATOR_HOST``)
 ``https://host/model.tgz``     one file over HTTP(S)
-``gs://``, ``hf://``           not supported yet: a clear StorageError
+``hf://org/model[@revision]``  the snapshot folder in the local Hugging Face cache, in place
 =============================  ==============================================================
 
 Remote URIs land in ``settings.cache_dir/<sha256 of the URI>/`` and are fetched once per node:
 other replicas, restarts and concurrent callers (threads or processes) reuse the entry. A
 downloaded single file, or a local/PVC file, that is an archive (``.tar.gz``, ``.tgz``,
-``.tar``, ``.zip``) is unpacked into a cache folder and that folder is returned.
+``.tar``, ``.zip``, …) is unpacked into a cache folder and that folder is returned. Downloads
+log their progress and show it in :func:`pipelines.storage.progress.current`.
 
 Example::
 
@@ -27,22 +29,27 @@ Example::
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.errors import StorageError
+from pipelines.storage import progress
 from pipelines.storage.archive import is_archive, unpack
 from pipelines.storage.cache import cached
+from pipelines.storage.gcs import emulator_endpoint, fetch_gcs, split_gs_uri
+from pipelines.storage.hf import hf_hub_cache, resolve_hf
 from pipelines.storage.http import fetch_http
 from pipelines.storage.s3 import fetch_s3, split_s3_uri
 
 __all__ = ["SUPPORTED_SCHEMES", "StorageSettings", "download"]
 
-SUPPORTED_SCHEMES: tuple[str, ...] = ("file", "pvc", "s3", "http", "https")
-_NOT_YET = ("gs", "hf")
+SUPPORTED_SCHEMES: tuple[str, ...] = ("file", "pvc", "s3", "gs", "http", "https", "hf")
+_HEADERS_SUFFIX = "-headers"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -54,11 +61,15 @@ def _default_cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class StorageSettings:
-    """Where models are cached and how S3 is reached; build it once with :meth:`from_env`.
+    """Where models are cached and how S3, GCS, HTTP hosts and the Hugging Face cache are
+    reached; build it once with :meth:`from_env`.
 
     ``s3_endpoint_url`` may be a full URL (``http://minio:9000``) or KServe's ``host:port``, in
     which case ``s3_use_https`` picks the scheme. Credentials left as ``None`` fall back to
-    boto3's own chain (instance profile, web identity, ``~/.aws``).
+    boto3's own chain (instance profile, web identity, ``~/.aws``). ``gcs_emulator_host`` sends
+    ``gs://`` to an emulator, anonymously; otherwise Google's default credentials are used, or
+    an anonymous client when there are none (or ``gcs_anonymous``). ``http_headers`` holds
+    extra request headers per host name.
 
     Example::
 
@@ -79,6 +90,11 @@ class StorageSettings:
     s3_ca_bundle: str | None = None
     s3_anonymous: bool = False
     s3_virtual_addressing: bool = False
+    gcs_emulator_host: str | None = None
+    gcs_project: str | None = None
+    gcs_anonymous: bool = False
+    hf_cache_dir: Path = field(default_factory=hf_hub_cache)
+    http_headers: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = field(default=(), repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StorageSettings:
@@ -89,6 +105,9 @@ class StorageSettings:
         (default 1); ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
         ``AWS_DEFAULT_REGION`` or ``AWS_REGION``, ``S3_VERIFY_SSL`` (default 1), ``AWS_CA_BUNDLE``,
         and KServe's ``awsAnonymousCredential`` and ``S3_USER_VIRTUAL_BUCKET`` (default false).
+        GCS: ``STORAGE_EMULATOR_HOST``, ``GOOGLE_CLOUD_PROJECT``, ``ISVC_GCS_ANONYMOUS``. Hugging
+        Face: ``HF_HUB_CACHE``, ``HF_HOME`` (see :func:`pipelines.storage.hf.hf_hub_cache`). HTTP:
+        KServe's ``<host>-headers`` variables, each a JSON object of header names to values.
         """
         env = os.environ if environ is None else environ
 
@@ -121,7 +140,19 @@ class StorageSettings:
             s3_ca_bundle=env.get("AWS_CA_BUNDLE") or None,
             s3_anonymous=flag("awsAnonymousCredential", False),
             s3_virtual_addressing=flag("S3_USER_VIRTUAL_BUCKET", False),
+            gcs_emulator_host=env.get("STORAGE_EMULATOR_HOST") or None,
+            gcs_project=env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCLOUD_PROJECT") or None,
+            gcs_anonymous=flag("ISVC_GCS_ANONYMOUS", False),
+            hf_cache_dir=hf_hub_cache(env),
+            http_headers=_http_headers(env),
         )
+
+    def headers_for(self, host: str | None) -> dict[str, str]:
+        """The extra HTTP headers configured for ``host`` (none by default)."""
+        for name, headers in self.http_headers:
+            if host is not None and name.lower() == host.lower():
+                return dict(headers)
+        return {}
 
     def resolved_s3_endpoint(self) -> str | None:
         """The S3 endpoint as a URL: ``host:port`` gets ``https://`` or ``http://`` per ``s3_use_https``."""
@@ -169,16 +200,35 @@ def download(uri: str, settings: StorageSettings | None = None) -> Path:
         endpoint = settings.resolved_s3_endpoint() or "aws"
         identity = f"s3://{bucket}/{prefix}|endpoint={endpoint}"
         return _remote(identity, uri, settings, lambda dest: fetch_s3(uri, dest, settings))
+    if scheme == "gs":
+        bucket, prefix = split_gs_uri(f"gs://{rest}")
+        emulator = emulator_endpoint(settings.gcs_emulator_host) if settings.gcs_emulator_host else "gcs"
+        identity = f"gs://{bucket}/{prefix}|endpoint={emulator}"
+        return _remote(identity, uri, settings, lambda dest: fetch_gcs(uri, dest, settings))
     if scheme in ("http", "https"):
-        identity = f"{scheme}://{rest}"
-        return _remote(identity, uri, settings, lambda dest: fetch_http(identity, dest))
-    if scheme in _NOT_YET:
-        raise StorageError(
-            f"{uri}: {scheme}:// storage is not supported yet; copy the model to a local path, "
-            "a pvc://, s3:// or https:// location instead"
-        )
+        url = f"{scheme}://{rest}"
+        headers = settings.headers_for(urllib.parse.urlsplit(url).hostname)
+        return _remote(url, uri, settings, lambda dest: fetch_http(url, dest, headers))
+    if scheme == "hf":
+        return resolve_hf(f"hf://{rest}", settings.hf_cache_dir)
     supported = ", ".join(f"{s}://" for s in SUPPORTED_SCHEMES)
     raise StorageError(f"{uri}: unknown storage scheme '{scheme}://'; supported: a local path, {supported}")
+
+
+def _http_headers(env: Mapping[str, str]) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    """KServe's ``<host>-headers='{"Name": "value"}'`` variables, parsed; bad JSON is a StorageError."""
+    found = []
+    for key, raw in env.items():
+        if not key.endswith(_HEADERS_SUFFIX) or len(key) == len(_HEADERS_SUFFIX):
+            continue
+        try:
+            headers = json.loads(raw)
+        except ValueError as exc:
+            raise StorageError(f"{key}: not a JSON object of HTTP headers: {exc}") from exc
+        if not isinstance(headers, dict):
+            raise StorageError(f"{key}: expected a JSON object of HTTP headers, got {type(headers).__name__}")
+        found.append((key[: -len(_HEADERS_SUFFIX)], tuple((str(k), str(v)) for k, v in headers.items())))
+    return tuple(found)
 
 
 def _pvc_path(rest: str, uri: str, pvc_root: Path) -> Path:
@@ -214,8 +264,11 @@ def _local(path: Path, uri: str, settings: StorageSettings) -> Path:
 
 def _remote(identity: str, uri: str, settings: StorageSettings, fetch: Callable[[Path], None]) -> Path:
     """Fetch into a cache entry; a lone downloaded archive is replaced by its unpacked content."""
+    filled = False
 
     def fill(staging: Path) -> Path:
+        nonlocal filled
+        filled = True
         raw = staging / "raw"
         raw.mkdir()
         fetch(raw)
@@ -227,4 +280,7 @@ def _remote(identity: str, uri: str, settings: StorageSettings, fetch: Callable[
             return out
         return raw
 
-    return cached(settings.cache_dir, identity, fill)
+    path = cached(settings.cache_dir, identity, fill)
+    if not filled:
+        progress.note_cached(uri)
+    return path

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import StorageError
+from pipelines.storage.progress import track
 
 if TYPE_CHECKING:
     from pipelines.storage.resolve import StorageSettings
@@ -49,12 +50,13 @@ def fetch_s3(uri: str, dest: Path, settings: StorageSettings) -> None:
     bucket, prefix = split_s3_uri(uri)
     client = _s3_client(settings)
     with _s3_errors(uri, bucket):
-        keys = [
-            obj["Key"]
+        sizes = {
+            obj["Key"]: int(obj.get("Size") or 0)
             for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
             for obj in page.get("Contents", [])
-        ]
-    if prefix and prefix in keys:
+        }
+    keys = list(sizes)
+    if prefix and prefix in sizes:
         plan = [(prefix, posixpath.basename(prefix))]
     else:
         folder = f"{prefix}/" if prefix else ""
@@ -64,17 +66,20 @@ def fetch_s3(uri: str, dest: Path, settings: StorageSettings) -> None:
     for key, rel in plan:
         if rel.startswith("/") or ".." in rel.split("/"):
             raise StorageError(f"{uri}: object key {key!r} would be written outside the model folder")
-    logger.info("downloading %d object(s) from %s", len(plan), uri)
+    logger.info("fetching %d object(s) from %s", len(plan), uri)
+    total = sum(sizes[key] for key, _ in plan)
 
-    def one(item: tuple[str, str]) -> None:
-        key, rel = item
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with _s3_errors(uri, bucket, key):
-            client.download_file(bucket, key, str(target))
+    with track(uri, total=total or None) as progress:
 
-    with ThreadPoolExecutor(max_workers=min(_S3_PARALLEL_OBJECTS, len(plan))) as pool:
-        list(pool.map(one, plan))
+        def one(item: tuple[str, str]) -> None:
+            key, rel = item
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with _s3_errors(uri, bucket, key):
+                client.download_file(bucket, key, str(target), Callback=progress.add)
+
+        with ThreadPoolExecutor(max_workers=min(_S3_PARALLEL_OBJECTS, len(plan))) as pool:
+            list(pool.map(one, plan))
 
 
 def _s3_client(settings: StorageSettings) -> Any:

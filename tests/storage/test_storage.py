@@ -6,9 +6,11 @@ from __future__ import annotations
 import functools
 import http.server
 import io
+import logging
 import multiprocessing
 import tarfile
 import threading
+import urllib.parse
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 from pipelines.errors import StorageError
-from pipelines.storage import StorageSettings, download
+from pipelines.storage import StorageSettings, download, progress
 
 BUCKET = "models"
 MODEL_FILES = {"model.joblib": b"weights-v1", "config/settings.json": b'{"name": "iris"}'}
@@ -204,14 +206,8 @@ def test_pvc_symlink_escape_refused(tmp_path: Path, local_settings: StorageSetti
         download("pvc://claim/link", local_settings)
 
 
-@pytest.mark.parametrize("scheme", ["gs", "hf"])
-def test_not_yet_supported_schemes(local_settings: StorageSettings, scheme: str) -> None:
-    with pytest.raises(StorageError, match=f"{scheme}:// storage is not supported yet"):
-        download(f"{scheme}://bucket/model", local_settings)
-
-
 def test_unknown_scheme(local_settings: StorageSettings) -> None:
-    with pytest.raises(StorageError, match="unknown storage scheme 'ftp://'"):
+    with pytest.raises(StorageError, match="unknown storage scheme 'ftp://'.*gs://.*hf://"):
         download("ftp://host/model", local_settings)
 
 
@@ -222,6 +218,8 @@ def test_s3_folder_download(settings: StorageSettings) -> None:
     path = download(f"s3://{BUCKET}/iris/", settings)
     assert path.parent == settings.cache_dir
     assert _read_tree(path) == MODEL_FILES  # iris2/ shares the string prefix but is not included
+    entry = progress.current()[f"s3://{BUCKET}/iris/"]
+    assert entry["done"] and entry["bytes"] == entry["total"] == sum(map(len, MODEL_FILES.values()))
 
 
 def test_s3_single_object(settings: StorageSettings) -> None:
@@ -351,6 +349,28 @@ def test_zip_with_absolute_member_refused(tmp_path: Path, local_settings: Storag
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files; ``?as=NAME`` adds ``Content-Disposition: attachment; filename="NAME"``.
+    Each request's headers are appended to ``seen``."""
+
+    seen: list[dict[str, str]] = []
+
+    def end_headers(self) -> None:
+        self.seen.append(dict(self.headers.items()))
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+        if "as" in query:
+            self.send_header("Content-Disposition", f'attachment; filename="{query["as"]}"')
+        super().end_headers()
+
+    def do_GET(self) -> None:
+        if self.path == "/truncated.bin":  # promises 1000 bytes, sends 10, hangs up
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"0123456789")
+            self.close_connection = True
+            return
+        super().do_GET()
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass
 
@@ -385,6 +405,73 @@ def test_http_archive_unpacked(http_root: tuple[str, Path], local_settings: Stor
     base, root = http_root
     (root / "iris.tgz").write_bytes(_tar_gz(MODEL_FILES))
     assert _read_tree(download(f"{base}/iris.tgz", local_settings)) == MODEL_FILES
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_http_zip_unpacked(http_root: tuple[str, Path], local_settings: StorageSettings) -> None:
+    base, root = http_root
+    (root / "iris.zip").write_bytes(_zip(MODEL_FILES))
+    path = download(f"{base}/iris.zip", local_settings)
+    assert path.parent == local_settings.cache_dir and _read_tree(path) == MODEL_FILES
+
+
+def test_http_archive_named_by_header_or_query(
+    http_root: tuple[str, Path], local_settings: StorageSettings
+) -> None:
+    base, root = http_root
+    (root / "blob").write_bytes(_tar_gz(MODEL_FILES))
+    assert _read_tree(download(f"{base}/blob?as=iris.tar.gz", local_settings)) == MODEL_FILES
+    (root / "get").write_bytes(_zip(MODEL_FILES))
+    assert _read_tree(download(f"{base}/get?file=models/iris.zip&sig=x", local_settings)) == MODEL_FILES
+    (root / "weights.bin").write_bytes(b"kept")
+    path = download(f"{base}/weights.bin?sig=abc", local_settings)
+    assert _read_tree(path) == {"weights.bin": b"kept"}  # not an archive: kept as it is
+
+
+def test_http_progress_and_log(
+    http_root: tuple[str, Path], local_settings: StorageSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=progress.LOGGER_NAME)
+    base, root = http_root
+    (root / "model.pt").write_bytes(b"x" * 300_000)
+    uri = f"{base}/model.pt"
+    download(uri, local_settings)
+    entry = progress.current()[uri]
+    assert (entry["bytes"], entry["total"], entry["done"], entry["cached"]) == (300_000, 300_000, True, False)
+    lines = [r.getMessage() for r in caplog.records if r.name == progress.LOGGER_NAME]
+    assert lines[0] == f"downloading {uri} (0.3 MB)"
+    assert lines[-1].startswith(f"downloaded {uri}: 0.3 MB of 0.3 MB (100%), ") and "MB/s" in lines[-1]
+    progress.clear()  # as in a fresh replica on this node: the cache answers
+    download(uri, local_settings)
+    assert progress.current()[uri]["cached"] is True
+
+
+def test_http_truncated_body(http_root: tuple[str, Path], local_settings: StorageSettings) -> None:
+    base, _ = http_root
+    with pytest.raises(StorageError, match=f"{base}/truncated.bin: .*10 .*1000"):
+        download(f"{base}/truncated.bin", local_settings)
+    assert _cache_leftovers(local_settings.cache_dir) == []
+    assert progress.current()[f"{base}/truncated.bin"]["error"]
+
+
+def test_http_headers_per_host(http_root: tuple[str, Path], tmp_path: Path) -> None:
+    base, root = http_root
+    (root / "private.bin").write_bytes(b"secret-model")
+    env = {"ISVC_CACHE_DIR": str(tmp_path / "c"), "127.0.0.1-headers": '{"Authorization": "Bearer t0k"}'}
+    settings = StorageSettings.from_env(env)
+    assert "t0k" not in repr(settings)
+    _QuietHandler.seen.clear()
+    download(f"{base}/private.bin", settings)
+    assert _QuietHandler.seen[-1]["Authorization"] == "Bearer t0k"
+    with pytest.raises(StorageError, match="h-headers: not a JSON object"):
+        StorageSettings.from_env({"h-headers": "{nope"})
 
 
 def test_http_404(http_root: tuple[str, Path], local_settings: StorageSettings) -> None:
