@@ -1,16 +1,32 @@
-"""Plan → bound Ray Serve application (ingress → predictor[, canary][, explainer → predictor])."""
+"""Plan → bound Ray Serve application (ingress → predictor[, canary][, explainer → predictor]).
+
+:func:`build` is the one-application layout (``serve run configs/churn.yaml``);
+:func:`build_predictor`, :func:`build_explainer` and :func:`build_ingress` are the three
+application kinds of the routed layout that ``isvc render`` writes (:mod:`pipelines.plan.layout`).
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from pipelines._ray.deployments import ExplainerDeployment, IngressDeployment, PredictorDeployment
+from pipelines._ray.deployments import (
+    ExplainerDeployment,
+    IngressDeployment,
+    PredictorDeployment,
+    RoutedIngressDeployment,
+)
 from pipelines._ray.options import deployment_options
+from pipelines.errors import SpecError
 from pipelines.plan import ServicePlan, build_plan
+from pipelines.plan.layout import ingress_plan
 from pipelines.spec import isvc_from_serve_args
 
-__all__ = ["build", "build_app"]
+__all__ = ["build", "build_app", "build_explainer", "build_ingress", "build_predictor"]
+
+REVISION_SURGE_PERCENT = 100
+"""A predictor revision's rolling update starts every replacement before stopping an old replica
+(Ray's default of 0 stops first: with one replica, nothing is routable for a while)."""
 
 logger = logging.getLogger("isvc.app")
 
@@ -46,3 +62,43 @@ def build(args: dict[str, Any]) -> Any:
     for path in plan.ignored_fields:
         logger.info("ignored (Kubernetes-only): %s", path)
     return build_app(plan)
+
+
+def _plan(args: dict[str, Any]) -> ServicePlan:
+    plan = build_plan(isvc_from_serve_args(args))
+    for path in plan.ignored_fields:
+        logger.info("ignored (Kubernetes-only): %s", path)
+    return plan
+
+
+def build_predictor(args: dict[str, Any]) -> Any:
+    """One predictor revision as its own application (``route_prefix: null``); its deployment is
+    ``predictor``, reached by the ingress with ``serve.get_deployment_handle``."""
+    plan = _plan(args)
+    node = plan.predictor
+    opts = deployment_options(node.scaling, node.resources, env=node.env, deployment="predictor")
+    return PredictorDeployment.options(
+        name="predictor", max_surge_percent=REVISION_SURGE_PERCENT, **opts
+    ).bind(plan.name, node)
+
+
+def build_explainer(args: dict[str, Any]) -> Any:
+    """The explainer of the stable revision (``predictor_app``) as its own application."""
+    args = dict(args)
+    predictor_app = args.pop("predictor_app", None)
+    plan = _plan(args)
+    if plan.explainer is None:
+        raise SpecError(["args.isvc.spec.explainer: required by pipelines.app:build_explainer"])
+    ex = plan.explainer
+    opts = deployment_options(ex.scaling, ex.resources, env=ex.env, deployment="explainer")
+    return ExplainerDeployment.options(name="explainer", **opts).bind(plan, None, predictor_app)
+
+
+def build_ingress(args: dict[str, Any]) -> Any:
+    """The routes and the transformer; the traffic table comes in its ``user_config``."""
+    if not isinstance(args, dict) or not isinstance(args.get("isvc"), dict):
+        raise SpecError(["args.isvc: the routed ingress takes the InferenceService inline (isvc render)"])
+    plan = ingress_plan(args["isvc"])
+    ing = plan.ingress
+    opts = deployment_options(ing.scaling, ing.resources, env=ing.env, deployment=ing.name)
+    return RoutedIngressDeployment.options(name=ing.name, **opts).bind(plan)

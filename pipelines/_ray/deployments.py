@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -13,10 +14,25 @@ from pipelines.batching import Failure, InlineOrThread, predict_many
 from pipelines.dataplane import create_app, load_predictor, load_transformer, predictor_metadata
 from pipelines.dataplane.explain import load_explainer
 from pipelines.plan import PredictorNode, ServicePlan
-from pipelines.routing import LocalSink, PredictorSink, assemble, served_models
+from pipelines.routing import (
+    LocalSink,
+    PredictorSink,
+    Revision,
+    Shadow,
+    TrafficRouter,
+    assemble,
+    coalesced,
+    served_models,
+)
 from pipelines.settings import slow_settings
 
-__all__ = ["ExplainerDeployment", "IngressDeployment", "PredictorDeployment", "PREDICTOR_MAX_BATCH"]
+__all__ = [
+    "ExplainerDeployment",
+    "IngressDeployment",
+    "PredictorDeployment",
+    "RoutedIngressDeployment",
+    "PREDICTOR_MAX_BATCH",
+]
 
 logger = logging.getLogger("isvc.app")
 
@@ -97,9 +113,14 @@ class ExplainerDeployment:
     model when the service is collocated, or when the explainer reads the model, TreeShap).
     """
 
-    async def __init__(self, plan: ServicePlan, predictor: DeploymentHandle | None = None) -> None:
+    async def __init__(
+        self, plan: ServicePlan, predictor: DeploymentHandle | None = None, predictor_app: str | None = None
+    ) -> None:
         from pipelines._ray.sinks import HandleSink
 
+        if predictor is None and predictor_app is not None and plan.explainer is not None:
+            if plan.explainer.model_access == "deployment":  # a routed layout: the stable revision's app
+                predictor = serve.get_deployment_handle("predictor", predictor_app, _check_exists=False)
         lowest_cpu_priority()
         self.name = plan.name
         self.runner = await load_explainer(plan, HandleSink(predictor) if predictor is not None else None)
@@ -151,6 +172,139 @@ class IngressDeployment:
                 "; ".join(slow),
             )
         logger.info("ingress for %s ready (collocated=%s)", plan.name, plan.ingress.collocated)
+
+    def __serve_build_asgi_app__(self) -> Any:
+        scaling = self.plan.ingress.scaling
+        return create_app(
+            served_models(self.pipeline),
+            max_inflight=scaling.max_ongoing_requests,
+            timeout_s=scaling.timeout_s,
+            max_body_bytes=self.plan.max_body_bytes,
+        )
+
+
+def _shadow_counter() -> Any:
+    from ray.util.metrics import Counter
+
+    return Counter(
+        "isvc_shadow_rows",
+        description="Rows mirrored to a shadow predictor, by outcome (agree, disagree, dropped, error)",
+        tag_keys=("model", "served", "shadow", "outcome"),
+    )
+
+
+@serve.deployment
+@serve.ingress()
+class RoutedIngressDeployment:
+    """The ingress of the routed layout (:mod:`pipelines.plan.layout`): its predictors are other
+    Serve applications, named with their tags and percents in ``user_config`` — applied by
+    :meth:`reconfigure` on the running replica, so a canary step never restarts it.
+
+    Nothing here calls a predictor by itself (a revision that scales to zero stays at zero until
+    a request needs it); a new revision gets weighted traffic once its application is RUNNING.
+    """
+
+    async def __init__(self, plan: ServicePlan) -> None:
+        from pipelines._ray.sinks import SwitchableExplainerSink
+
+        self.plan = plan
+        self.transformer = await load_transformer(plan) if plan.transformer else None
+        self.router = TrafficRouter([])
+        self._sinks: dict[str, Any] = {}
+        self._submits: dict[str, Any] = {}
+        self._watch: asyncio.Task[None] | None = None
+        self._counter: Any = None
+        self.explainer = SwitchableExplainerSink() if plan.explainer is not None else None
+        self.pipeline = await assemble(
+            plan,
+            None,
+            self.transformer,
+            self.explainer,
+            router=self.router,
+            describe_sink=self._describe_sink,
+        )
+        logger.info("routed ingress for %s ready", plan.name)
+
+    def _describe_sink(self) -> Any:
+        revs = sorted(self.router.revisions, key=lambda r: (r.ready, r.percent), reverse=True)
+        return self._sinks[revs[0].name]
+
+    def _sink(self, app: str) -> Any:
+        from pipelines._ray.sinks import HandleSink
+
+        if app not in self._sinks:
+            handle = serve.get_deployment_handle("predictor", app, _check_exists=False)
+            self._sinks[app] = HandleSink(handle)
+            self._submits[app] = coalesced(self.plan, self._sinks[app])
+        return self._submits[app]
+
+    def _compared(self, served: str, shadow: str) -> Any:
+        def count(kind: str, rows: int, agreed: int) -> None:
+            if self._counter is None:
+                self._counter = _shadow_counter()
+            tags = {"model": self.plan.name, "served": served, "shadow": shadow}
+            if kind == "compared":
+                self._counter.inc(agreed, tags={**tags, "outcome": "agree"})
+                self._counter.inc(rows - agreed, tags={**tags, "outcome": "disagree"})
+            else:
+                self._counter.inc(1, tags={**tags, "outcome": kind})
+
+        return count
+
+    async def reconfigure(self, config: dict[str, Any]) -> None:
+        """Apply a traffic table: ``{predictors: [{tag, app, percent, scalesToZero}], ...}``."""
+        entries = (config or {}).get("predictors") or []
+        if not entries:
+            raise ValueError("user_config.predictors: at least one {tag, app, percent} is needed")
+        known = {r.name: r for r in self.router.revisions}
+        revs = []
+        for i, entry in enumerate(entries):
+            try:
+                app, tag, percent = str(entry["app"]), str(entry["tag"]), float(entry["percent"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"user_config.predictors[{i}]: needs app, tag and percent ({exc})") from exc
+            cold = self.plan.cold_start_timeout_s if entry.get("scalesToZero") else None
+            ready = known[app].ready if app in known else False
+            revs.append(Revision(tag, app, percent, self._sink(app), ready=ready, cold_start_s=cold))
+        shadow = None
+        spec = config.get("shadow")
+        if spec:
+            served = str(spec.get("from", "prev"))
+            target = next((r for r in revs if r.tag == spec.get("to", "latest")), None)
+            if target is not None:
+                queue = int(spec.get("queue", self.plan.shadow_queue))
+                shadow = Shadow(
+                    served, target, queue_size=queue, on_compared=self._compared(served, target.name)
+                )
+        self.router.set_revisions(revs, shadow)
+        for app in [a for a in self._sinks if a not in {r.name for r in revs}]:
+            self._sinks.pop(app)
+            self._submits.pop(app)
+        if self.explainer is not None and config.get("explainer"):
+            self.explainer.point_at(str(config["explainer"]))
+        logger.info(
+            "traffic for %s: %s%s",
+            self.plan.name,
+            ", ".join(f"{r.tag}={r.name} {r.percent:g}%" for r in revs),
+            f"; shadow {shadow.served} -> {shadow.target.name}" if shadow else "",
+        )
+        if self._watch is None or self._watch.done():
+            self._watch = asyncio.ensure_future(self._wait_ready())
+
+    async def _wait_ready(self) -> None:
+        """Mark revisions ready once their application is RUNNING (asks the controller, not them)."""
+        while any(not r.ready for r in self.router.revisions):
+            try:
+                status = await asyncio.to_thread(serve.status)
+                for rev in self.router.revisions:
+                    app = status.applications.get(rev.name)
+                    state = getattr(app.status, "value", app.status) if app is not None else None
+                    if not rev.ready and state == "RUNNING":
+                        rev.ready = True
+                        logger.info("revision %s (%s) is up", rev.name, rev.tag)
+            except Exception as exc:  # noqa: BLE001 - keep asking
+                logger.warning("cannot read Serve status yet: %s", exc)
+            await asyncio.sleep(0.5)
 
     def __serve_build_asgi_app__(self) -> Any:
         scaling = self.plan.ingress.scaling

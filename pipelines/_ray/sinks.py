@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ray.serve.exceptions import BackPressureError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
 from pipelines.batching import Failure, chunk_rows, concat
-from pipelines.errors import ServerOverloaded
+from pipelines.errors import RevisionUnavailable, ServerOverloaded
 
-__all__ = ["HandleExplainerSink", "HandleSink"]
+__all__ = ["HandleExplainerSink", "HandleSink", "SwitchableExplainerSink"]
 
 
 class HandleSink:
@@ -35,6 +35,8 @@ class HandleSink:
             result = await self.handle.predict.remote(batch)
         except BackPressureError as exc:
             raise ServerOverloaded(f"predictor overloaded: {exc}") from exc
+        except DeploymentUnavailableError as exc:  # deleted (a promote or rollback removed it)
+            raise RevisionUnavailable(f"predictor revision unavailable: {exc.message}") from exc
         if isinstance(result, Failure):
             raise result.to_error()
         return result
@@ -42,6 +44,35 @@ class HandleSink:
     async def metadata(self) -> dict[str, Any]:
         result: dict[str, Any] = await self.handle.metadata.remote()
         return result
+
+
+class SwitchableExplainerSink:
+    """The explainer of a routed layout: its application comes with the ingress's ``user_config``
+    and changes on a promote, so the handle behind this sink is swapped, not the sink."""
+
+    def __init__(self) -> None:
+        self.app: str | None = None
+        self.sink: HandleExplainerSink | None = None
+
+    def point_at(self, app: str) -> None:
+        from ray import serve
+
+        if app != self.app:
+            handle = serve.get_deployment_handle("explainer", app, _check_exists=False)
+            self.sink, self.app = HandleExplainerSink(handle), app
+
+    def _current(self) -> HandleExplainerSink:
+        if self.sink is None:
+            raise RevisionUnavailable("no explainer application configured yet")
+        return self.sink
+
+    async def explain(
+        self, rows: Any, parameters: dict[str, Any], as_objects: bool, timeout_s: float | None
+    ) -> list[dict[str, Any]]:
+        return await self._current().explain(rows, parameters, as_objects, timeout_s)
+
+    async def info(self) -> dict[str, Any]:
+        return await self._current().info()
 
 
 class HandleExplainerSink:

@@ -4,7 +4,8 @@ FILE is an InferenceService YAML, or a Serve config whose ``applications[*].args
 InferenceService (itself, or ``isvc:`` inline or a path relative to the working directory)::
 
     $ isvc validate tests/fixtures/specs/good/seed_sklearn_churn.yaml   # the plan, what is ignored
-    $ isvc render configs/isvc/churn.yaml > serve.yaml && serve run serve.yaml
+    $ isvc render configs/isvc/churn.yaml > serve.yaml && serve deploy serve.yaml
+    $ isvc render --target rayservice configs/isvc/churn.yaml > rayservice.yaml   # KubeRay
     $ isvc serve configs/isvc/churn.yaml           # Ray's `serve run` with isvc's Serve settings
 """
 
@@ -73,15 +74,34 @@ def load_file(path: str | Path, name: str | None = None) -> list[Entry]:
     return entries
 
 
-def render_serve_config(entries: list[Entry], host: str = "0.0.0.0", port: int = 8000) -> dict[str, Any]:
-    """A Ray Serve config that runs the InferenceServices with :data:`IMPORT_PATH`, each inline.
+LAYOUTS = ("routed", "single")
+"""``routed``: one Serve application per predictor revision, the explainer and the ingress, the
+traffic table in the ingress's ``user_config`` (:mod:`pipelines.plan.layout`; canary steps are
+light updates). ``single``: everything in one application (:data:`IMPORT_PATH`), as
+``configs/churn.yaml``. A collocated service is always ``single`` (its model is in the ingress)."""
+
+
+def render_serve_config(
+    entries: list[Entry], host: str = "0.0.0.0", port: int = 8000, layout: str = "single"
+) -> dict[str, Any]:
+    """A Ray Serve config that runs the InferenceServices, each inline.
 
     >>> render_serve_config(load_file("configs/isvc/churn.yaml"))["applications"][0]["import_path"]
     'pipelines.app:build'
+    >>> [a["import_path"] for a in render_serve_config(load_file("configs/isvc/churn.yaml"), layout="routed")
+    ...  ["applications"]][-1]
+    'pipelines.app:build_ingress'
     """
+    from pipelines.plan.layout import routed_apps
+
+    if layout not in LAYOUTS:
+        raise SpecError([f"--layout: expected one of {', '.join(LAYOUTS)}, got {layout!r}"])
     apps = []
     for app, isvc in entries:
         plan = build_plan(isvc)
+        if layout == "routed" and not plan.collocate:
+            apps += routed_apps(isvc, extra=app, app_name=app.get("name"))
+            continue
         rendered = {"name": plan.app_name, "route_prefix": "/", **app}
         rendered.update(import_path=IMPORT_PATH, args={"isvc": isvc.to_dict()})
         apps.append(rendered)
@@ -124,7 +144,14 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    config = render_serve_config(load_file(args.file, args.name), host=args.host, port=args.port)
+    entries = load_file(args.file, args.name)
+    config = render_serve_config(entries, host=args.host, port=args.port, layout=args.layout)
+    if args.target == "rayservice":
+        from pipelines.render import rayservice, rayservice_yaml
+
+        plans = [build_plan(isvc) for _, isvc in entries]  # one per InferenceService, sized once
+        print(rayservice_yaml(rayservice(config, plans)).rstrip())
+        return 0
     print(yaml.safe_dump(config, sort_keys=False).rstrip())
     return 0
 
@@ -180,6 +207,19 @@ def _parser() -> argparse.ArgumentParser:
     render = sub.add_parser("render", help="print the Ray Serve config that runs FILE")
     render.add_argument("--host", default="0.0.0.0", help="HTTP host (default 0.0.0.0)")
     render.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    render.add_argument(
+        "--target",
+        choices=("serve", "rayservice"),
+        default="serve",
+        help="serve: a Ray Serve config (serve deploy/run); rayservice: a KubeRay ray.io/v1 RayService",
+    )
+    render.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="routed",
+        help="routed (default): an application per predictor revision, canary steps without restarts; "
+        "single: one application",
+    )
     serve = sub.add_parser(
         "serve", help="run FILE with Ray's `serve run` and isvc's Serve settings (pipelines/serve.env)"
     )

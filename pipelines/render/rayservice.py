@@ -296,10 +296,11 @@ def rayservice(
     apps = serve_config.get("applications") or []
     if not plans:
         raise ValueError("rayservice: no ServicePlan given")
-    if len(apps) != len(plans):
+    if len(plans) > len(apps):
         raise ValueError(
             f"rayservice: the Serve config has {len(apps)} application(s) but {len(plans)} plan(s) were "
-            "given; pass the plan of each application's InferenceService"
+            "given; pass the plan of each InferenceService the config runs (once each: the routed "
+            "layout runs one InferenceService as several applications)"
         )
     port = int((serve_config.get("http_options") or {}).get("port") or SERVE_PORT)
     container_env = {**SERVE_ENV, **(env or {})}

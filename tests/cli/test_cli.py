@@ -82,8 +82,8 @@ def test_validate_plan_errors_and_missing_files(capsys: pytest.CaptureFixture[st
     assert code == 1 and "cannot read" in err
 
 
-def test_render_serve_config(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "render", str(CHURN))
+def test_render_serve_config_single_layout(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "render", "--layout", "single", str(CHURN))
     config = yaml.safe_load(out)
     assert code == 0
     assert config["http_options"] == {"host": "0.0.0.0", "port": 8000}
@@ -96,6 +96,29 @@ def test_render_serve_config(capsys: pytest.CaptureFixture[str]) -> None:
     )
     rendered = load_isvc(app["args"]["isvc"])
     assert rendered.model_dump() == load_isvc(CHURN).model_dump()
+
+
+def test_render_routed_layout_puts_traffic_in_the_ingress_user_config(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "render", "configs/isvc/churn.yaml")  # with its explainer
+    assert code == 0
+    apps = yaml.safe_load(out)["applications"]
+    predictor, explainer, ingress = apps
+    assert predictor["name"].startswith("ml-serving-churn-classifier-predictor-")
+    assert predictor["route_prefix"] is None and predictor["import_path"] == "pipelines.app:build_predictor"
+    assert explainer["import_path"] == "pipelines.app:build_explainer"
+    assert explainer["args"]["predictor_app"] == predictor["name"]
+    assert (ingress["name"], ingress["route_prefix"]) == ("ml-serving-churn-classifier", "/")
+    assert "predictor" not in ingress["args"]["isvc"]["spec"]  # no model in the ingress's build args
+    [dep] = ingress["deployments"]
+    assert dep["name"] == "ingress"
+    assert dep["user_config"]["predictors"] == [
+        {"tag": "latest", "app": predictor["name"], "percent": 100, "scalesToZero": False}
+    ]
+    assert dep["user_config"]["explainer"] == explainer["name"]
+    # the predictor's own document is a complete InferenceService with that predictor
+    assert load_isvc(predictor["args"]["isvc"]).spec.predictor.sklearn is not None
 
 
 def test_render_port_option(capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,7 +139,7 @@ def test_serve_config_with_relative_isvc_path(
     monkeypatch.chdir(tmp_path)
     code, out, _ = run(capsys, "validate", str(config))
     assert code == 0 and "churn-classifier: valid" in out
-    code, out, _ = run(capsys, "render", str(config))
+    code, out, _ = run(capsys, "render", "--layout", "single", str(config))
     [app] = yaml.safe_load(out)["applications"]
     assert app["name"] == "churn"  # the config's own application name is kept
     assert app["args"]["isvc"]["metadata"]["name"] == "churn-classifier"  # and the isvc is now inline
@@ -137,7 +160,7 @@ def test_multi_document_needs_name(capsys: pytest.CaptureFixture[str], tmp_path:
     code, _, err = run(capsys, "render", str(both))
     assert code == 1 and "pick one by name" in err
     code, out, _ = run(capsys, "render", "--name", "churn-classifier", str(both))
-    assert code == 0 and yaml.safe_load(out)["applications"][0]["name"] == "ml-serving-churn-classifier"
+    assert code == 0 and yaml.safe_load(out)["applications"][-1]["name"] == "ml-serving-churn-classifier"
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
