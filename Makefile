@@ -53,6 +53,21 @@ test-unit: install
 test-integration: install
 	$(PY) -m pytest -q tests/integration
 
+# The TypeScript client (clients/typescript): npm ci from its package-lock.json when that changed
+# (the stamp is the lock's sha256, as tests/integration/test_5_typescript_client.py checks), then tsc.
+TS_CLIENT := clients/typescript
+.PHONY: ts-client ts-client-test
+$(TS_CLIENT)/node_modules/.isvc-package-lock.sha256: $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund --prefer-offline --ignore-scripts
+	sha256sum $< | cut -d' ' -f1 > $@
+
+ts-client: $(TS_CLIENT)/node_modules/.isvc-package-lock.sha256
+	cd $(TS_CLIENT) && npm run build
+
+# The wire tests; with KSERVE_URL (e.g. http://localhost:8000 beside `make serve`) the live ones too.
+ts-client-test: $(TS_CLIENT)/node_modules/.isvc-package-lock.sha256
+	cd $(TS_CLIENT) && npm test
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
