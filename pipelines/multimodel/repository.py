@@ -159,20 +159,21 @@ def merge_index(
     """The repository index: each model's state across the replicas (``states``), in catalog order.
 
     READY when a replica holds it (``replicas`` lists which), LOADING while one loads it,
-    UNAVAILABLE otherwise with the reason a replica gave (evicted, unloaded, failed) or
+    UNAVAILABLE otherwise with the latest reason a replica gave (evicted, unloaded, failed) or
     ``not loaded yet``. Models a replica holds that the catalog does not know come last.
     """
     holders: dict[str, list[str]] = {}
     loading: dict[str, list[str]] = {}
-    reasons: dict[str, str] = {}
+    reasons: dict[str, tuple[float, str]] = {}
     for state in states:
         rid = str(state.get("replica"))
         for m in state.get("models", []):
             holders.setdefault(m["name"], []).append(rid)
         for name in state.get("loading", []):
             loading.setdefault(name, []).append(rid)
-        for name, why in (state.get("gone") or {}).items():
-            reasons.setdefault(name, f"{why} on replica {rid}")
+        for name, gone in (state.get("gone") or {}).items():
+            if name not in reasons or gone["at"] > reasons[name][0]:  # the latest event wins
+                reasons[name] = (gone["at"], f"{gone['reason']} on replica {rid}")
     names = [e.name for e in entries]
     names += sorted(n for n in {*holders, *loading} if n not in set(names))
     out = []
@@ -188,7 +189,7 @@ def merge_index(
                 "replicas": loading[name],
             }
         else:
-            reason = reasons.get(name, NOT_LOADED)
+            reason = reasons[name][1] if name in reasons else NOT_LOADED
             item = {"name": name, "version": version, "state": UNAVAILABLE, "reason": reason, "replicas": []}
         if not ready_only or item["state"] == READY:
             out.append(item)

@@ -47,14 +47,16 @@ class Residency:
     """A replica's models, least recently used first, capped at ``cap``.
 
     Loads, hits, evictions and unloads are counted per replica (``loads``/``evictions``/``unloads``)
-    and per model (``hits``); ``gone`` says why a model that was here is not any more.
+    and per model (``hits``); ``gone`` says why a model that was here is not any more, and when
+    (``wall`` time, so that replicas' reasons for one model can be ordered).
     """
 
     cap: int
     clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
     models: OrderedDict[str, Resident] = field(default_factory=OrderedDict)
     loading: dict[str, float] = field(default_factory=dict)
-    gone: dict[str, str] = field(default_factory=dict)
+    gone: dict[str, tuple[str, float]] = field(default_factory=dict)
     loads: int = 0
     evictions: int = 0
     unloads: int = 0
@@ -90,7 +92,7 @@ class Residency:
 
     def load_failed(self, name: str, error: str) -> None:
         self.loading.pop(name, None)
-        self.gone[name] = f"{FAILED}: {error}"
+        self.gone[name] = (f"{FAILED}: {error}", self.wall())
 
     def hit(self, name: str) -> None:
         """A request used ``name``: it becomes the most recently used."""
@@ -107,7 +109,7 @@ class Residency:
             return False
         self.evictions += 1
         self.recent_evictions.append(name)
-        self.gone[name] = EVICTED
+        self.gone[name] = (EVICTED, self.wall())
         return True
 
     def unloaded(self, name: str) -> bool:
@@ -115,12 +117,13 @@ class Residency:
         if self.models.pop(name, None) is None:
             return False
         self.unloads += 1
-        self.gone[name] = UNLOADED
+        self.gone[name] = (UNLOADED, self.wall())
         return True
 
     def why_not(self, name: str) -> str | None:
         """Why ``name`` is not resident (evicted, unloaded, failed), ``None`` when it is or never was."""
-        return None if name in self.models else self.gone.get(name)
+        gone = self.gone.get(name)
+        return None if name in self.models or gone is None else gone[0]
 
     def snapshot(self, replica: str) -> dict[str, Any]:
         """This replica's state as JSON: ``models`` in LRU order (least recent first)."""
@@ -129,7 +132,7 @@ class Residency:
             "cap": self.cap,
             "models": [r.to_json() for r in self.models.values()],
             "loading": sorted(self.loading),
-            "gone": dict(self.gone),
+            "gone": {name: {"reason": why, "at": at} for name, (why, at) in self.gone.items()},
             "loads": self.loads,
             "evictions": self.evictions,
             "unloads": self.unloads,

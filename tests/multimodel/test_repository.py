@@ -217,9 +217,8 @@ def test_merge_index_unions_replicas_and_keeps_catalog_order():
             r.begin_load(n)
             r.loaded(n, 0.0)
     b.begin_load("m2")
-    items = merge_index(
-        [spec_entry(2), spec_entry(1), spec_entry(0)], [a.snapshot("a"), b.snapshot("b")], "3"
-    )
+    catalog = [spec_entry(2), spec_entry(1), spec_entry(0)]
+    items = merge_index(catalog, [a.snapshot("a"), b.snapshot("b")], "3")
     assert [(i["name"], i["state"], i["replicas"]) for i in items] == [
         ("m2", "LOADING", ["b"]),
         ("m1", "READY", ["a", "b"]),
@@ -227,6 +226,16 @@ def test_merge_index_unions_replicas_and_keeps_catalog_order():
         ("x", "READY", ["a"]),  # held by a replica though this ingress does not know it
     ]
     assert all(i["version"] == "3" for i in items)
+    # m0 was evicted on a, then loaded and unloaded on b: the latest reason is the one shown.
+    t = iter([1.0, 2.0])
+    a, b = Residency(2, wall=lambda: next(t)), Residency(2, wall=lambda: next(t))
+    for r in (a, b):
+        r.begin_load("m0")
+        r.loaded("m0", 0.0)
+    a.evicted("m0")
+    b.unloaded("m0")
+    (m0,) = [i for i in merge_index(catalog, [b.snapshot("b"), a.snapshot("a")], "3") if i["name"] == "m0"]
+    assert m0["reason"] == "unloaded on replica b"
 
 
 def test_storage_errors_keep_their_message():

@@ -67,3 +67,5 @@ def test_snapshot_is_json_in_lru_order():
     assert [m["name"] for m in snap["models"]] == ["b", "a"]
     assert snap["models"][1]["hits"] == 1 and snap["models"][0]["load_ms"] == 1.0
     assert (snap["loads"], snap["evictions"], snap["unloads"], snap["gone"]) == (2, 0, 0, {})
+    r.unloaded("b")
+    assert r.snapshot("replica-x")["gone"]["b"]["reason"] == UNLOADED
