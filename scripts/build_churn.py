@@ -53,18 +53,23 @@ BACKGROUND_ROWS = 400
 
 
 def build(out: Path, seed: int = 7) -> Path:
-    """Write ``data.csv`` and ``transformer/``, ``predictor/``, ``explainer/`` artifacts under ``out``."""
+    """Write ``data.csv`` and ``transformer/``, ``predictor/`` (+ ``predictor-v2/``), ``explainer/`` under ``out``."""
     df = make_dataset(seed=seed)
     x = df[FEATURES].to_numpy(dtype=np.float64)
     scaler = StandardScaler().fit(x)
     model = LogisticRegression(max_iter=1000, random_state=seed).fit(scaler.transform(x), df["churned"])
+    # The canary's "v2": a more regularised fit of the same data — mostly the same decisions,
+    # different probabilities (configs/canary.yaml; shadow agreement shows how close).
+    v2 = LogisticRegression(C=0.002, max_iter=1000, random_state=seed).fit(scaler.transform(x), df["churned"])
     (out / "transformer").mkdir(parents=True, exist_ok=True)
     (out / "predictor").mkdir(parents=True, exist_ok=True)
+    (out / "predictor-v2").mkdir(parents=True, exist_ok=True)
     (out / "explainer").mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "data.csv", index=False)
     df[FEATURES].head(BACKGROUND_ROWS).to_csv(out / "explainer" / "background.csv", index=False)
     joblib.dump(scaler, out / "transformer" / "scaler.pkl")
     joblib.dump(model, out / "predictor" / "model.joblib")
+    joblib.dump(v2, out / "predictor-v2" / "model.joblib")
     return out
 
 

@@ -243,9 +243,11 @@ class RoutedIngressDeployment:
             if self._counter is None:
                 self._counter = _shadow_counter()
             tags = {"model": self.plan.name, "served": served, "shadow": shadow}
-            if kind == "compared":
-                self._counter.inc(agreed, tags={**tags, "outcome": "agree"})
-                self._counter.inc(rows - agreed, tags={**tags, "outcome": "disagree"})
+            if kind == "compared":  # a Ray Counter takes only positive increments
+                if agreed:
+                    self._counter.inc(agreed, tags={**tags, "outcome": "agree"})
+                if rows - agreed:
+                    self._counter.inc(rows - agreed, tags={**tags, "outcome": "disagree"})
             else:
                 self._counter.inc(1, tags={**tags, "outcome": kind})
 

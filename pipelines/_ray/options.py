@@ -115,9 +115,9 @@ def deployment_options(
             value = getattr(scaling, key)
             if value is not None:
                 auto[key] = value
-        if lo == 0 and scaling.look_back_period_s is not None and scaling.look_back_period_s < 10:
-            # Ray pushes load metrics every metrics_interval_s (10 s); a short window wants them sooner.
-            auto["metrics_interval_s"] = max(0.5, scaling.look_back_period_s / 2)
+        if scaling.look_back_period_s is not None:
+            # Knative scales up within its panic window (10 % of the stable window), not after 30 s.
+            auto["upscale_delay_s"] = max(1.0, 0.1 * scaling.look_back_period_s)
         opts["autoscaling_config"] = auto
     else:
         opts["num_replicas"] = max(1, lo)

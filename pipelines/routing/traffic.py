@@ -165,12 +165,15 @@ class Shadow:
                 if self.on_compared is not None:
                     self.on_compared("error", 0, 0)
                 continue
-            rows, agreed = agreement(served_out, out)
-            self.stats.mirrored += 1
-            self.stats.rows += rows
-            self.stats.agreed_rows += agreed
-            if self.on_compared is not None:
-                self.on_compared("compared", rows, agreed)
+            try:
+                rows, agreed = agreement(served_out, out)
+                self.stats.mirrored += 1
+                self.stats.rows += rows
+                self.stats.agreed_rows += agreed
+                if self.on_compared is not None:
+                    self.on_compared("compared", rows, agreed)
+            except Exception:  # noqa: BLE001 - a worker must outlive any one comparison
+                logger.exception("shadow comparison with %s failed", self.target.name)
 
     def close(self) -> None:
         for task in self._tasks:

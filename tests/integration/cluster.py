@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ import httpx
 import psutil
 import yaml
 
+from pipelines.settings import serve_env
 from tests.helpers import ROOT
 
 BIN = Path(sys.executable).parent
@@ -143,3 +147,78 @@ class Cluster:
             return httpx.get(f"{self.base}{path}", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
+
+
+@contextlib.contextmanager
+def start_cluster(cwd: Path, extra_env: dict[str, str] | None = None, num_cpus: int = 4) -> Iterator[Cluster]:
+    """``ray start --head --block`` in ``cwd`` with isvc's Serve settings, its own ports, temp
+    folder and HAProxy files, and a marker; yields the :class:`Cluster`; stops exactly what it
+    started (the integration tier's session fixture and ``benchmarks/rollout.py`` use it)."""
+    marker = uuid.uuid4().hex
+    tmp = Path(os.environ.get("RAY_TMPDIR", "/tmp/isvc-it")) / marker[:8]
+    tmp.mkdir(parents=True, exist_ok=True)
+    gcs, dashboard = free_port(), free_port()
+    base_env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    haproxy = Path("/tmp") / f"hx-{marker[:6]}"  # short: HAProxy's unix sockets live here (108-byte limit)
+    env = serve_env({**base_env, **(extra_env or {}), MARKER: marker, "RAY_TMPDIR": str(tmp)})
+    env.update(  # HAProxy's own ports and files, apart from any other Serve on this machine
+        RAY_SERVE_HAPROXY_METRICS_PORT=str(free_port()),
+        RAY_SERVE_HAPROXY_STATS_PORT=str(free_port()),
+        RAY_SERVE_HAPROXY_CONFIG_FILE_LOC=str(haproxy / "haproxy.cfg"),
+        RAY_SERVE_HAPROXY_SOCKET_PATH=str(haproxy / "admin.sock"),
+        RAY_SERVE_HAPROXY_SERVER_STATE_BASE=str(haproxy),
+        RAY_SERVE_HAPROXY_SERVER_STATE_FILE=str(haproxy / "server-state"),
+        RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH=str(haproxy / "metrics.sock"),
+    )
+    log = open(cwd / "ray-start.log", "w")  # noqa: SIM115 - closed below
+    head = subprocess.Popen(
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            "--block",
+            f"--port={gcs}",
+            f"--dashboard-port={dashboard}",
+            "--dashboard-host=127.0.0.1",
+            # Every port of its own, so that a developer's `make serve` beside it is left alone.
+            *(
+                f"--{flag}={free_port()}"
+                for flag in (
+                    "ray-client-server-port",
+                    "dashboard-agent-listen-port",
+                    "dashboard-agent-grpc-port",
+                    "metrics-export-port",
+                    "runtime-env-agent-port",
+                    "node-manager-port",
+                    "object-manager-port",
+                )
+            ),
+            f"--num-cpus={num_cpus}",
+            "--disable-usage-stats",
+            f"--temp-dir={tmp}",
+        ],
+        cwd=cwd,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    dashboard_url = f"http://127.0.0.1:{dashboard}"
+    client_env = {
+        **env,
+        "RAY_ADDRESS": f"127.0.0.1:{gcs}",
+        "RAY_DASHBOARD_ADDRESS": dashboard_url,
+        "RAY_AUTH_MODE": "token",
+    }
+    c = Cluster(cwd=cwd, env=client_env, http_port=free_port(), marker=marker)
+    try:
+        deadline = time.monotonic() + 120
+        while not dashboard_up(dashboard_url) or c.cli("ray", "status", timeout=60).returncode != 0:
+            if head.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ray start failed:\n{(cwd / 'ray-start.log').read_text()[-3000:]}")
+            time.sleep(2)
+        yield c
+    finally:
+        stop(marker, head.pid)
+        log.close()
+        shutil.rmtree(haproxy, ignore_errors=True)

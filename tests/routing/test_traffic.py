@@ -177,3 +177,18 @@ async def test_responses_say_which_revision_served_and_a_header_forces_one() -> 
         assert bad.status_code == 400 and "no predictor revision tagged 'nope'" in bad.json()["error"]
         status = (await client.get("/v1/models/m")).json()
         assert [t["tag"] for t in status["traffic"]] == ["prev", "latest"]
+
+
+async def test_a_failing_counter_does_not_stop_the_shadow() -> None:
+    def broken(kind: str, rows: int, agreed: int) -> None:
+        raise ValueError("a metric refused the value")
+
+    revs = [Revision("prev", "v1", 100, answering(0.9)), Revision("latest", "v2", 0, answering(0.8))]
+    shadow = Shadow("prev", revs[1], workers=1, on_compared=broken)
+    router = TrafficRouter(revs, shadow)
+    for _ in range(5):
+        await router.predict(np.ones((1, 3)))
+        for _ in range(5):
+            await asyncio.sleep(0)
+    assert shadow.stats.mirrored == 5 and shadow.stats.agreed_rows == 5
+    shadow.close()
