@@ -5,7 +5,8 @@ The canary runs the routed layout (``isvc render``; :mod:`pipelines.plan.layout`
 does: each step edits the InferenceService, renders it and ``serve deploy``s the result, while
 ``concurrency`` keep-alive clients POST ``:predict`` without pause. Steps (:data:`ROLLOUT`): v2
 as a 20 % canary (with shadow copies) → 0 % → 100 % → promote (v2 becomes the predictor) → v1
-back as a 20 % canary → 0 % → removed (a rollback). Every non-2xx answer and connection error is counted per step.
+back as a 20 % canary → 0 % → removed (a rollback). Every non-2xx answer and connection error
+is counted per step.
 
 Scale to zero: a ``minScale: 0`` predictor is left idle until Ray has stopped its last replica;
 then one request is timed (zero → first answer), then load drives it to more replicas, then

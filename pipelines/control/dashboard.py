@@ -83,8 +83,8 @@ class Dashboard:
             raise DashboardError(f"cannot reach the Ray dashboard at {self.address}: {exc}") from exc
         if r.status_code == 401 or r.status_code == 403:
             raise DashboardError(
-                f"the Ray dashboard at {self.address} refused the token ({r.status_code}); set RAY_AUTH_TOKEN "
-                "or run where `ray start` wrote ~/.ray/auth_token"
+                f"the Ray dashboard at {self.address} refused the token ({r.status_code}); set "
+                "RAY_AUTH_TOKEN or run where `ray start` wrote ~/.ray/auth_token"
             )
         if r.status_code >= 400:
             raise DashboardError(f"{method} {path} on {self.address}: {r.status_code} {r.text[:500]}")
