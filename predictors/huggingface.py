@@ -76,14 +76,15 @@ def hf_cache_dir(environ: Any = None) -> Path:
 
 
 def resolve_hf_model(model_id: str, revision: str | None = None, cache: Path | None = None) -> Path:
-    """The snapshot folder of ``org/name`` (or ``hf://org/name[:revision]``) in the local cache.
+    """The snapshot folder of ``org/name`` (or ``hf://org/name[@revision]``) in the local cache.
 
     Reads the hub's cache layout (``models--org--name/refs/<revision>`` → ``snapshots/<commit>``)
     and never the network; a model that is not there is a :class:`StorageError` naming the cache.
     """
     repo = model_id.removeprefix("hf://").strip("/")
-    if ":" in repo and revision is None:
-        repo, revision = repo.rsplit(":", 1)
+    for sep in ("@", ":"):  # hf://org/name@rev (KServe's form) or org/name:rev
+        if sep in repo and revision is None:
+            repo, revision = repo.rsplit(sep, 1)
     if repo.count("/") > 1 or not repo:
         raise StorageError(f"huggingface: {model_id!r} is not a model id like 'org/name'")
     cache = cache or hf_cache_dir()

@@ -187,6 +187,9 @@ def test_model_id_resolves_from_the_local_cache_only(models_dir, tmp_path: Path,
     snapshot = fake_cache(tmp_path / "hf", "acme/tiny-sentiment", models_dir["seq"])
     assert resolve_hf_model("hf://acme/tiny-sentiment") == snapshot
     assert resolve_hf_model("acme/tiny-sentiment", revision="a" * 40) == snapshot
+    assert resolve_hf_model("hf://acme/tiny-sentiment@" + "a" * 40) == snapshot  # KServe's @revision
+    with pytest.raises(StorageError, match="revision v9"):
+        resolve_hf_model("hf://acme/tiny-sentiment@v9")
     p = loaded(None, model_id="acme/tiny-sentiment")
     assert p.path == snapshot and p.task == "sequence_classification"
     with pytest.raises(
