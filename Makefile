@@ -5,6 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARTIFACTS ?= artifacts/churn
 SENTIMENT ?= artifacts/sentiment
+MULTIMODEL ?= artifacts/multimodel
 RAY_TMPDIR ?= /tmp/isvc-ray
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 # isvc's Ray Serve settings, one place: pipelines/serve.env (KEY=VALUE); a value already in
@@ -30,7 +31,10 @@ $(ARTIFACTS)/predictor/model.joblib: scripts/build_churn.py | $(VENV)/.installed
 $(SENTIMENT)/predictor/config.json: scripts/build_sentiment.py | $(VENV)/.installed
 	$(PY) scripts/build_sentiment.py $(SENTIMENT)
 
-artifacts: $(ARTIFACTS)/predictor/model.joblib $(SENTIMENT)/predictor/config.json
+$(MULTIMODEL)/catalog.json: scripts/build_multimodel.py | $(VENV)/.installed
+	$(PY) scripts/build_multimodel.py $(MULTIMODEL)
+
+artifacts: $(ARTIFACTS)/predictor/model.joblib $(SENTIMENT)/predictor/config.json $(MULTIMODEL)/catalog.json
 
 serve: install artifacts
 	mkdir -p $(RAY_TMPDIR)
@@ -77,6 +81,8 @@ bench: install artifacts
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/explain.py
 	$(PY) benchmarks/batching.py
+	$(PY) benchmarks/multimodel.py
+	$(PY) benchmarks/rollout.py
 
 clean:
 	rm -rf $(VENV) artifacts .bench .pytest_cache

@@ -168,3 +168,15 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         main([])
     assert info.value.code == 2
     capsys.readouterr()
+
+
+def test_configs_canary_yaml_is_the_rendering_of_its_inference_service() -> None:
+    """configs/canary.yaml stays what `isvc render configs/isvc/canary.yaml` writes."""
+    from pipelines.cli.commands import load_file, render_serve_config
+
+    shipped = yaml.safe_load(Path("configs/canary.yaml").read_text())
+    rendered = render_serve_config(load_file("configs/isvc/canary.yaml"), layout="routed")
+    assert shipped == rendered
+    ingress = shipped["applications"][-1]["deployments"][0]["user_config"]
+    assert [(p["tag"], p["percent"]) for p in ingress["predictors"]] == [("prev", 80), ("latest", 20)]
+    assert ingress["shadow"]["to"] == "latest"
