@@ -16,7 +16,8 @@ def apps_of(**kwargs: object) -> dict[str, dict]:
 
 
 def test_the_ingress_args_are_the_same_in_every_step_of_a_rollout() -> None:
-    configs = [serve_config(churn_isvc(V1), 8000)] + [serve_config(churn_isvc(**kw), 8000) for _, kw in ROLLOUT]
+    steps = [{"stable": V1}] + [kw for _, kw in ROLLOUT]
+    configs = [serve_config(churn_isvc(**kw), 8000) for kw in steps]  # type: ignore[arg-type]
     ingress = [c["applications"][-1] for c in configs]
     assert {i["name"] for i in ingress} == {"ml-serving-churn-classifier"}
     assert all(i["args"] == ingress[0]["args"] for i in ingress)  # → no restart, only reconfigure
