@@ -44,8 +44,8 @@ INGRESS_IMPORT = "pipelines.app:build_ingress"
 
 _ROUTING_ANNOTATIONS = frozenset({ANN_SHADOW, ANN_SHADOW_QUEUE})
 """Annotations that only shape the traffic table (``user_config``), kept out of every ``args``."""
-_INHERITED = ("minReplicas", "maxReplicas", "scaleTarget", "scaleMetric", "containerConcurrency", "timeout")
-_INHERITED += ("batcher",)
+_INHERITED: tuple[str, ...] = ("minReplicas", "maxReplicas", "scaleTarget", "scaleMetric", "batcher")
+_INHERITED += ("containerConcurrency", "timeout")
 """What ``newModel`` takes from the stable predictor when it leaves it unset (as the planner does)."""
 _PLACEHOLDER = {"sklearn": {"storageUri": "file:///isvc-routed"}}
 """The ingress plan's stand-in predictor: the ingress of a routed layout never loads a model."""

@@ -101,14 +101,16 @@ async def assemble(
         explainer_model = ExplainerModel(_explanations(plan, explainer), inputs, plan.version)
         pipeline._explain = explainer_model.explain_v1
     pipeline.explainer_model = explainer_model
-    pipeline.router = router
     return pipeline
 
 
 def coalesced(plan: ServicePlan, sink: PredictorSink) -> Callable[[Any], Any]:
     """The sink's ``predict`` behind its own coalescer (the plan's window and row cap)."""
     return Coalescer(
-        sink.predict, window_s=plan.coalesce_window_ms / 1000, max_rows=plan.coalesce_max_rows
+        sink.predict,
+        window_s=plan.coalesce_window_ms / 1000,
+        max_rows=plan.coalesce_max_rows,
+        name=plan.name,
     ).submit
 
 
