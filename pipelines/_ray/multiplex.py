@@ -15,10 +15,11 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from ray import serve
-from ray.serve.exceptions import BackPressureError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
 from pipelines._ray.options import deployment_options
@@ -118,13 +119,20 @@ class MultiplexedPredictor:
             self.residency.hit(entry.name)
         return loaded
 
-    async def predict(self, entry: ModelEntry, batch: Any) -> Any:
-        """Predictions of model ``entry`` for ``batch``, or a :class:`Failure` value."""
+    async def predict(self, entry: ModelEntry, batch: Any, with_metadata: bool = False) -> Any:
+        """Predictions of model ``entry`` for ``batch``, or a :class:`Failure` value.
+
+        ``with_metadata``: ``(predictions, V2 metadata pieces)`` — the ingress learns a model's
+        tensors from the replica that served it, without a call that could load it elsewhere.
+        """
         try:
             loaded = await self._resident(entry)
         except Exception as exc:  # noqa: BLE001 - carried back as a value
             return Failure.of(exc, "load")
-        return await loaded.run(run_one, loaded.predictor.predict, batch)
+        out = await loaded.run(run_one, loaded.predictor.predict, batch)
+        if with_metadata and not isinstance(out, Failure):
+            return out, predictor_metadata(loaded.predictor)
+        return out
 
     async def load(self, entry: ModelEntry) -> Any:
         """Make ``entry`` resident here: ``{replica, loaded, evicted, metadata}`` or a :class:`Failure`."""
@@ -140,13 +148,6 @@ class MultiplexedPredictor:
             "evicted": list(self.residency.recent_evictions)[-n:] if n else [],
             "metadata": predictor_metadata(loaded.predictor),
         }
-
-    async def metadata(self, entry: ModelEntry) -> Any:
-        """V2 metadata pieces of ``entry`` (loaded here if it is not), or a :class:`Failure`."""
-        try:
-            return predictor_metadata((await self._resident(entry, hit=False)).predictor)
-        except Exception as exc:  # noqa: BLE001 - carried back as a value
-            return Failure.of(exc, "load")
 
     def _lru(self) -> Any:
         """Ray's multiplexer of this replica (``None`` before the first load).
@@ -195,6 +196,8 @@ class MultiplexSink:
         self._base = handle
         self.entry = entry
         self._handle: Any = None
+        self.on_metadata: Callable[[dict[str, Any]], None] | None = None
+        """Called once with the model's V2 metadata pieces, from the first answer that carries them."""
 
     @property
     def handle(self) -> Any:
@@ -205,15 +208,20 @@ class MultiplexSink:
     async def predict(self, batch: Any) -> Any:
         parts = chunk_rows(batch)
         if len(parts) == 1:
+            return await self._predict(batch)
+        return concat(list(await asyncio.gather(*(self._predict(p) for p in parts))))
+
+    async def _predict(self, batch: Any) -> Any:
+        if self.on_metadata is None:
             return await self._call("predict", self.entry, batch)
-        return concat(list(await asyncio.gather(*(self._call("predict", self.entry, p) for p in parts))))
+        out, meta = await self._call("predict", self.entry, batch, True)
+        if self.on_metadata is not None:
+            self.on_metadata(meta)
+            self.on_metadata = None
+        return out
 
     async def load(self) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("load", self.entry)
-        return result
-
-    async def metadata(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call("metadata", self.entry)
         return result
 
     async def _call(self, method: str, *args: Any) -> Any:
@@ -235,9 +243,13 @@ class HandleReplicas:
         self._ingress: DeploymentHandle | None = None
 
     async def _broadcast(self, handle: DeploymentHandle, method: str, *args: Any) -> list[Any]:
-        results = await handle.broadcast(method, *args).results_async(
-            timeout_s=CONTROL_TIMEOUT_S, return_exceptions=True
-        )
+        """``method(*args)`` on every running replica; the answers of those that answered."""
+        try:
+            results = await handle.broadcast(method, *args).results_async(
+                timeout_s=CONTROL_TIMEOUT_S, return_exceptions=True
+            )
+        except DeploymentUnavailableError:  # no replica running (starting, or scaled to zero)
+            return []
         for r in results:
             if isinstance(r, BaseException):
                 logger.warning("a replica did not answer %s: %s", method, r)
@@ -273,7 +285,6 @@ class MultiModelIngress:
         self.plan = plan
         self.predictor = predictor
         self._sinks: dict[str, MultiplexSink] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         self.replicas = HandleReplicas(predictor, self._sink)
         self.catalog = ModelCatalog(self._pipeline, plan.models)
         svc = plan.service
@@ -296,35 +307,18 @@ class MultiModelIngress:
     def _pipeline(self, entry: ModelEntry) -> ModelPipeline:
         """One model's pipeline: coalesced rows → its multiplexed predictor calls.
 
-        Its V2 tensors are learnt from the replica after the first answer (or a repository load),
-        so that starting the ingress loads no model.
+        Its V2 tensors come with the first answer (or a repository load), so that starting the
+        ingress loads no model.
         """
         sink = self._sink(entry)
         svc = self.plan.service
         coalescer = Coalescer(
             sink.predict, window_s=svc.coalesce_window_ms / 1000, max_rows=svc.coalesce_max_rows
         )
-        learning = False
-
-        async def learn() -> None:
-            nonlocal learning
-            try:
-                describe(pipe, await sink.metadata())
-            except Exception as exc:  # noqa: BLE001 - metadata stays partial; the next answer retries
-                logger.warning("no V2 metadata for %s yet: %s", entry.name, exc)
-                learning = False
-
-        async def predict(batch: Any) -> Any:
-            nonlocal learning
-            out = await coalescer.submit(batch)
-            if not pipe.outputs and not learning:
-                learning = True
-                task = asyncio.ensure_future(learn())
-                self._tasks.add(task)  # a task needs a reference until it is done
-                task.add_done_callback(self._tasks.discard)
-            return out
-
-        pipe = ModelPipeline(entry.name, predict=predict, platform=entry.framework, version=svc.version)
+        pipe = ModelPipeline(
+            entry.name, predict=coalescer.submit, platform=entry.framework, version=svc.version
+        )
+        sink.on_metadata = lambda meta: describe(pipe, meta)
         return pipe
 
     def register(self, entry: ModelEntry) -> None:
