@@ -42,6 +42,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def port_block(kind: str, size: int = 50) -> dict[str, str]:
+    """``RAY_SERVE_DIRECT_INGRESS_{MIN,MAX}_{kind}_PORT``: a free block of ``size`` ports."""
+    import random
+
+    for _ in range(100):
+        base = random.randrange(20000, 29000, size)
+        with contextlib.ExitStack() as stack:
+            try:
+                for port in range(base, base + size):
+                    s = stack.enter_context(socket.socket())
+                    s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return {
+            f"RAY_SERVE_DIRECT_INGRESS_MIN_{kind}_PORT": str(base),
+            f"RAY_SERVE_DIRECT_INGRESS_MAX_{kind}_PORT": str(base + size - 1),
+        }
+    raise RuntimeError(f"no free block of {size} ports for {kind}")
+
+
 def marked(marker: str) -> list[psutil.Process]:
     """Every process whose environment carries ``ISVC_TEST_RUN=<marker>``."""
     found = []
@@ -169,6 +189,12 @@ def start_cluster(cwd: Path, extra_env: dict[str, str] | None = None, num_cpus: 
         RAY_SERVE_HAPROXY_SERVER_STATE_BASE=str(haproxy),
         RAY_SERVE_HAPROXY_SERVER_STATE_FILE=str(haproxy / "server-state"),
         RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH=str(haproxy / "metrics.sock"),
+        # Serve's fallback proxy and replica port ranges are machine-wide defaults (8500, 30000+,
+        # 40000+): another cluster's HAProxy would send requests to this one's, so move them.
+        RAY_SERVE_FALLBACK_PROXY_HTTP_PORT=str(free_port()),
+        RAY_SERVE_FALLBACK_PROXY_GRPC_PORT=str(free_port()),
+        **port_block("HTTP"),
+        **port_block("GRPC"),
     )
     log = open(cwd / "ray-start.log", "w")  # noqa: SIM115 - closed below
     head = subprocess.Popen(
