@@ -213,7 +213,11 @@ def deploy(cluster: Any, doc: dict[str, Any], timeout_s: float = 240) -> dict[st
     config = serve_config(doc, cluster.http_port)
     path = cluster.cwd / "rollout-step.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    done = cluster.cli("serve", "deploy", str(path))
+    for attempt in range(4):  # a dashboard starved of CPU can refuse a connection for a while
+        done = cluster.cli("serve", "deploy", str(path))
+        if done.returncode == 0 or "Failed to connect to Ray" not in done.stderr or attempt == 3:
+            break
+        time.sleep(5)
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
     names = {a["name"] for a in config["applications"]}
