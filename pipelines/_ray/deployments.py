@@ -13,6 +13,7 @@ from ray.serve.handle import DeploymentHandle
 from pipelines.batching import Failure, InlineOrThread, predict_many
 from pipelines.dataplane import create_app, load_predictor, load_transformer, predictor_metadata
 from pipelines.dataplane.explain import load_explainer
+from pipelines.dataplane.metrics import recorder
 from pipelines.plan import PredictorNode, ServicePlan
 from pipelines.routing import (
     LocalSink,
@@ -54,6 +55,9 @@ class PredictorDeployment:
     """
 
     def __init__(self, name: str, node: PredictorNode) -> None:
+        from pipelines._ray.metrics import install
+
+        install()
         self.name = name
         self.predictor = load_predictor(name, node)
         self._run = InlineOrThread()
@@ -67,17 +71,20 @@ class PredictorDeployment:
         if self._max_rows is None:
             return await self.predict_calls(batch)
         if len(batch) >= self._max_rows:  # already a full batch: it runs alone
+            recorder().rows("predictor_batch", self.name, len(batch))
             return (await self._run(predict_many, self.predictor.predict, [batch]))[0]
         return await self.predict_rows(batch)
 
     @serve.batch(max_batch_size=PREDICTOR_MAX_BATCH, batch_wait_timeout_s=0.0)
     async def predict_calls(self, batches: list[Any]) -> list[Any]:
         """No ``batcher``: whatever calls are waiting, merged at once."""
+        recorder().rows("predictor_batch", self.name, _rows(batches))
         return await self._run(predict_many, self.predictor.predict, batches)
 
     @serve.batch(max_batch_size=PREDICTOR_MAX_BATCH, batch_wait_timeout_s=0.0, batch_size_fn=_rows)
     async def predict_rows(self, batches: list[Any]) -> list[Any]:
         """``batcher``: merged calls hold at most ``maxBatchSize`` rows."""
+        recorder().rows("predictor_batch", self.name, _rows(batches))
         return await self._run(predict_many, self.predictor.predict, batches)
 
     def metadata(self) -> dict[str, Any]:
@@ -151,8 +158,10 @@ class IngressDeployment:
     async def __init__(
         self, plan: ServicePlan, *handles: DeploymentHandle, explainer: DeploymentHandle | None = None
     ) -> None:
+        from pipelines._ray.metrics import install
         from pipelines._ray.sinks import HandleExplainerSink, HandleSink
 
+        install()
         self.plan = plan
         self.transformer = await load_transformer(plan) if plan.transformer else None
         by_name = dict(zip([n.deployment for n in plan.predictors()], handles, strict=False))
@@ -205,8 +214,10 @@ class RoutedIngressDeployment:
     """
 
     async def __init__(self, plan: ServicePlan) -> None:
+        from pipelines._ray.metrics import install
         from pipelines._ray.sinks import SwitchableExplainerSink
 
+        install()
         self.plan = plan
         self.transformer = await load_transformer(plan) if plan.transformer else None
         self.router = TrafficRouter([])

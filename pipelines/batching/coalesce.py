@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pipelines.batching.rows import concat, kind_of, split_rows
+from pipelines.dataplane.metrics import recorder
 from pipelines.errors import ISVCError
 
 __all__ = ["Coalescer"]
@@ -27,10 +28,21 @@ Sink = Callable[[Any], Awaitable[Any]]
 
 
 class Coalescer:
-    """Merges concurrent ``submit(batch)`` calls into at most ``max_inflight`` sink calls."""
+    """Merges concurrent ``submit(batch)`` calls into at most ``max_inflight`` sink calls.
 
-    def __init__(self, sink: Sink, window_s: float = 0.001, max_rows: int = 1024, max_inflight: int = 4):
+    ``name``: the model, as the ``coalesced`` row counts are recorded (rows per sink call).
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        window_s: float = 0.001,
+        max_rows: int = 1024,
+        max_inflight: int = 4,
+        name: str = "",
+    ):
         self._sink = sink
+        self._name = name
         self._window_s = window_s
         self._max_rows = max_rows
         self._max_inflight = max_inflight
@@ -77,6 +89,7 @@ class Coalescer:
             asyncio.get_running_loop().create_task(self._run(group))
 
     async def _call(self, batch: Any) -> Any:
+        recorder().rows("coalesced", self._name, len(batch))
         return await self._sink(batch)
 
     async def _run(self, group: list[tuple[Any, asyncio.Future[Any]]]) -> None:

@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 from typing import Any
 
 import numpy as np
 
 from explainers import Explainer
+from pipelines.dataplane.metrics import recorder
 from pipelines.dataplane.pipeline import model_metadata
 from pipelines.errors import InvalidInput, ModelNotReady, RequestTimeout
 from pipelines.protocol import BinaryBody, InferOutput, InferRequest, InferResponse
@@ -131,6 +133,7 @@ class Explanations:
         """Each row explained on its own call (concurrently), all under one time limit."""
         if not self.ready:
             raise ModelNotReady(f"{self.name}-explainer")
+        start = perf_counter()
 
         async def one(i: int) -> dict[str, Any]:
             try:
@@ -147,12 +150,14 @@ class Explanations:
             f"{self.timeout_s:g}s (spec.explainer.timeout); the work was cancelled"
         )
         try:
-            return list(await asyncio.wait_for(asyncio.gather(*tasks), self.timeout_s))
+            explained = list(await asyncio.wait_for(asyncio.gather(*tasks), self.timeout_s))
         except (TimeoutError, RequestTimeout):  # here, or the replica's own deadline first
             raise late from None
         finally:
             for t in tasks:
                 t.cancel()
+        recorder().observe("explain", self.name, perf_counter() - start)
+        return explained
 
     async def explain_v1(self, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         """``{"instances": [...], "parameters"?: {...}}`` → ``{"explanations": [...]}``."""

@@ -17,11 +17,13 @@ import inspect
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from pipelines.dataplane.metrics import recorder
 from pipelines.errors import InvalidInput, ISVCError, NotConfigured, UserCodeError
 from pipelines.protocol import (
     BinaryBody,
@@ -258,13 +260,21 @@ class ModelPipeline:
 
     async def predict_v1(self, body: dict[str, Any], headers: dict[str, str]) -> Any:
         """A V1 ``:predict`` request body → the V1 response body."""
+        rec = recorder()
         payload: Any = body
         if self._pre:
+            t = perf_counter()
             payload = await call_hook(self.transformer, "preprocess", payload, headers)
+            rec.observe("preprocess", self.name, perf_counter() - t)
         batch = to_batch(payload, "preprocess" if self._pre else "request")
-        response: Any = {"predictions": _predictions(await self._predict(batch))}
+        t = perf_counter()
+        out = await self._predict(batch)
+        rec.observe("predict", self.name, perf_counter() - t)
+        response: Any = {"predictions": _predictions(out)}
         if self._post:
+            t = perf_counter()
             response = await call_hook(self.transformer, "postprocess", response, headers)
+            rec.observe("postprocess", self.name, perf_counter() - t)
         return response
 
     async def infer_v2(self, request: InferRequest, headers: dict[str, str]) -> dict[str, Any] | BinaryBody:
@@ -273,11 +283,16 @@ class ModelPipeline:
         When the request asks for binary outputs (binary tensor data extension), a
         :class:`BinaryBody` instead of the JSON dict.
         """
+        rec = recorder()
         payload: Any = request
         if self._pre:
+            t = perf_counter()
             payload = await call_hook(self.transformer, "preprocess", payload, headers)
+            rec.observe("preprocess", self.name, perf_counter() - t)
         batch = to_batch(payload, "preprocess" if self._pre else "request")
+        t = perf_counter()
         out = await self._predict(batch)
+        rec.observe("predict", self.name, perf_counter() - t)
         if isinstance(out, pd.DataFrame):
             outputs = [InferOutput.from_numpy(str(c), out[c].to_numpy()) for c in out.columns]
         else:
@@ -287,7 +302,9 @@ class ModelPipeline:
             model_name=self.name, outputs=outputs, id=request.id, model_version=self.version
         )
         if self._post:
+            t = perf_counter()
             response = await call_hook(self.transformer, "postprocess", response, headers)
+            rec.observe("postprocess", self.name, perf_counter() - t)
         requested = [o["name"] if isinstance(o, dict) else o for o in (request.outputs or [])] or None
         if isinstance(response, dict) and "outputs" in response:
             response = InferResponse.from_json(

@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
+from time import perf_counter
 from typing import Any
 
 from starlette.applications import Starlette
@@ -26,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from pipelines.dataplane.metrics import recorder
 from pipelines.dataplane.pipeline import REQUEST_INFO, TAG_HEADER, ModelPipeline, require_dict
 from pipelines.errors import (
     InternalError,
@@ -124,7 +126,26 @@ def create_app(
     def endpoint(
         fn: Handler, limited: bool = False, timed: bool = True
     ) -> Callable[[Request], Awaitable[Response]]:
+        route = fn.__name__  # the endpoint label of the request metrics: v1_predict, v2_infer, ...
+
         async def handle(request: Request) -> Response:
+            start = perf_counter()
+            status = 500
+            try:
+                response = await serve(request)
+                status = response.status_code
+                return response
+            except ISVCError as exc:
+                status = exc.status_code
+                raise
+            except asyncio.CancelledError:
+                status = 499  # the client went away (nginx's "client closed request")
+                raise
+            finally:
+                name = request.path_params.get("name", "")
+                recorder().count(name if name in models else "", route, status, perf_counter() - start)
+
+        async def serve(request: Request) -> Response:
             nonlocal inflight
             if limited and max_inflight is not None and inflight >= max_inflight:
                 raise ServerOverloaded(f"server overloaded: {inflight} requests in flight")
