@@ -7,6 +7,7 @@ InferenceService (itself, or ``isvc:`` inline or a path relative to the working 
     $ isvc render configs/isvc/churn.yaml > serve.yaml && serve deploy serve.yaml
     $ isvc render --target rayservice configs/isvc/churn.yaml > rayservice.yaml   # KubeRay
     $ isvc serve configs/isvc/churn.yaml           # Ray's `serve run` with isvc's Serve settings
+    $ isvc apply configs/isvc/churn.yaml && isvc get   # on a running cluster (pipelines/cli/control.py)
 """
 
 from __future__ import annotations
@@ -230,6 +231,9 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--name", help="pick this InferenceService when FILE holds several")
         command.set_defaults(func=func)
     serve.add_argument("serve_args", nargs=argparse.REMAINDER, help="passed on to `serve run`")
+    from pipelines.cli.control import add_commands  # apply, get, delete, predict, explain
+
+    add_commands(sub)
     return parser
 
 

@@ -1,0 +1,884 @@
+"""InferenceServices on a running Ray cluster: apply, read back, delete — the logic shared by
+``isvc apply / get / delete`` (:mod:`pipelines.cli.control`) and the SDK's ``KServeClient``
+(:mod:`pipelines.sdk`).
+
+What is deployed is the routed layout (:mod:`pipelines.plan.layout`): per InferenceService an
+application per predictor revision, the explainer's, and the ingress ``{namespace}-{name}``
+whose ``ingress`` deployment carries the traffic table in its ``user_config``. Ray's dashboard
+takes the **whole** desired Serve state in one ``PUT``; so applying one InferenceService
+re-declares, unchanged, every application that belongs to something else (another
+InferenceService, any other Serve app), and replaces only the applications of this one.
+
+**The stored document.** The InferenceService exactly as it was last applied (the user's
+document, after a ``patch`` its merge) is kept in the cluster itself: in the ingress
+deployment's ``user_config`` under :data:`STORED_KEY`, beside the traffic table, with
+``metadata.creationTimestamp`` and ``metadata.generation`` added. A ``user_config`` change is
+applied to the running replica by ``reconfigure`` (the ingress ignores that key), so storing it
+never restarts anything, whereas an extra key in ``args`` would rebuild the ingress on every
+canary step. Services deployed without it (``isvc render | serve deploy``) are read back from
+their applications' ``args`` instead (:func:`derived_document`).
+
+**Revisions, as KServe's Knative mode has them.** A predictor with ``canaryTrafficPercent: P``
+and no ``newModel`` (KServe's own way: edit the predictor, set the percent) keeps the
+previously rolled-out predictor — read back from the cluster — at ``100 - P`` and gives the
+new spec ``P`` (:func:`resolve_revisions`): the document rendered has ``stable = the rolled-out
+predictor``, ``newModel = the new spec``. The rolled-out predictor is the revision holding
+100 % of the traffic, else the ``prev`` one. A spec equal to the rolled-out one is one revision
+at 100 %; a first create with a percent is one revision at 100 % (as KServe).
+
+**Several services on one Serve instance.** Every ingress of the routed layout asks for
+``route_prefix: /``, and Ray allows a prefix once; the first InferenceService on a cluster gets
+``/`` and each next one ``/{namespace}/{name}`` (its URLs are under that prefix, and
+``status.url`` says so). An application keeps its prefix on every later apply.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import yaml
+
+from pipelines.control.dashboard import Dashboard, DashboardError
+from pipelines.errors import SpecError
+from pipelines.plan.layout import EXPLAINER_IMPORT, INGRESS_IMPORT, _sides
+from pipelines.spec import ANN_SHADOW, ANN_SHADOW_QUEUE, parse_isvc
+
+__all__ = [
+    "API_VERSION",
+    "KIND",
+    "STORED_KEY",
+    "ApplyResult",
+    "ControlError",
+    "ControlPlane",
+    "Deployed",
+    "NotFound",
+    "apply_config",
+    "build_status",
+    "delete_config",
+    "deployed_document",
+    "group_services",
+    "merge_patch",
+    "read_documents",
+    "resolve_revisions",
+    "rolled_out_predictor",
+]
+
+API_VERSION = "serving.kserve.io/v1beta1"
+KIND = "InferenceService"
+STORED_KEY = "inferenceService"
+"""The key of the stored InferenceService document in the ingress deployment's ``user_config``."""
+SINGLE_IMPORT = "pipelines.app:build"
+MULTIMODEL_IMPORT = "pipelines.app:build_multimodel"
+INGRESS_DEPLOYMENT = "ingress"
+K8S_METADATA = (
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "selfLink",
+    "deletionTimestamp",
+)
+"""Server-set metadata: kept in the stored document, never part of what is rendered."""
+DEFAULT_HTTP_HOST = "0.0.0.0"
+DEFAULT_HTTP_PORT = 8000
+HTTP_HOST_ENV, HTTP_PORT_ENV = "ISVC_HTTP_HOST", "ISVC_HTTP_PORT"
+"""Where Serve listens when isvc starts it (Serve not running yet); a running Serve keeps its own."""
+
+
+class ControlError(RuntimeError):
+    """The request cannot be carried out as asked (the message says why); not a cluster failure."""
+
+
+class NotFound(ControlError):
+    """No such InferenceService on the cluster."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading documents
+
+
+def strip_server_metadata(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """``doc`` without the metadata the server sets (what is rendered never depends on them)."""
+    out = copy.deepcopy(dict(doc))
+    meta = dict(out.get("metadata") or {})
+    for key in K8S_METADATA:
+        meta.pop(key, None)
+    out["metadata"] = meta
+    out.pop("status", None)
+    return out
+
+
+def read_documents(path: str | Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The InferenceServices in FILE: ``(Serve application entry, document)`` per service.
+
+    FILE is InferenceService YAML (one or several documents, ``---``), or a Serve config whose
+    applications hold them (as ``isvc validate`` reads it; the entry's ``runtime_env`` and the
+    like go with the service). Documents are returned as written (validated separately).
+    """
+    from pipelines.cli.commands import load_file
+
+    path = Path(path)
+    try:
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    except OSError as exc:
+        raise SpecError([f"{path}: cannot read ({exc.strerror or exc})"]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([f"{path}: not valid YAML: {exc}"]) from None
+    if len(docs) == 1 and isinstance(docs[0], dict) and "applications" in docs[0]:
+        return [(app, isvc.to_dict()) for app, isvc in load_file(path)]
+    problems: list[str] = []
+    found: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for i, doc in enumerate(docs):
+        if not isinstance(doc, dict):
+            problems.append(f"document {i}: expected a mapping, got {type(doc).__name__}")
+        elif doc.get("kind", KIND) != KIND:
+            problems.append(
+                f"document {i}: kind {doc.get('kind')!r}: isvc apply takes InferenceService documents"
+            )
+        else:
+            found.append(({}, doc))
+    if not found and not problems:
+        problems.append(f"{path}: no InferenceService document")
+    if problems:
+        raise SpecError(problems)
+    return found
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: mappings merge key by key, ``None`` deletes, the rest replaces.
+
+    >>> merge_patch({"a": {"b": 1, "c": 2}}, {"a": {"b": None, "d": 3}})
+    {'a': {'c': 2, 'd': 3}}
+    """
+    if not isinstance(patch, Mapping):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(dict(target)) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# What is deployed
+
+
+def _config(app: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(app.get("deployed_app_config") or {})
+
+
+def app_document(app: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The InferenceService document in an isvc application's ``args`` (None for other apps)."""
+    cfg = _config(app)
+    if not str(cfg.get("import_path", "")).startswith("pipelines.app:"):
+        return None
+    args = cfg.get("args")
+    if not isinstance(args, dict):
+        return None
+    if isinstance(args.get("isvc"), dict):
+        return dict(args["isvc"])
+    if "spec" in args and "metadata" in args:
+        return dict(args)
+    return None
+
+
+def _key(doc: Mapping[str, Any]) -> tuple[str, str]:
+    meta = doc.get("metadata") or {}
+    return str(meta.get("namespace") or "default"), str(meta.get("name"))
+
+
+def ingress_user_config(app: Mapping[str, Any]) -> dict[str, Any]:
+    for dep in _config(app).get("deployments") or []:
+        if dep.get("name") == INGRESS_DEPLOYMENT and isinstance(dep.get("user_config"), dict):
+            return dict(dep["user_config"])
+    return {}
+
+
+@dataclass
+class Deployed:
+    """One InferenceService as the cluster runs it: its applications (Serve's details)."""
+
+    namespace: str
+    name: str
+    apps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ingress: str | None = None
+    layout: str = "routed"
+    """``routed`` (isvc apply / render), ``single`` (``pipelines.app:build``), ``multimodel``."""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.namespace, self.name
+
+    @property
+    def ingress_app(self) -> dict[str, Any]:
+        return self.apps.get(self.ingress or "", {})
+
+    @property
+    def user_config(self) -> dict[str, Any]:
+        return ingress_user_config(self.ingress_app) if self.layout == "routed" else {}
+
+    @property
+    def table(self) -> list[dict[str, Any]]:
+        """The traffic table: ``[{tag, app, percent, scalesToZero}]`` (routed layout)."""
+        return list(self.user_config.get("predictors") or [])
+
+    @property
+    def stored(self) -> dict[str, Any] | None:
+        doc = self.user_config.get(STORED_KEY)
+        return copy.deepcopy(doc) if isinstance(doc, dict) else None
+
+    @property
+    def route_prefix(self) -> str | None:
+        prefix = self.ingress_app.get("route_prefix") or _config(self.ingress_app).get("route_prefix")
+        return str(prefix) if prefix else None
+
+
+def group_services(apps: Mapping[str, Mapping[str, Any]]) -> dict[tuple[str, str], Deployed]:
+    """The InferenceServices among Serve's applications, by ``(namespace, name)``.
+
+    Membership is read from each application's own ``args.isvc.metadata`` (every app of the
+    routed layout carries its service's metadata); applications of anything else are not listed.
+    """
+    found: dict[tuple[str, str], Deployed] = {}
+    for app_name, app in apps.items():
+        doc = app_document(app)
+        if doc is None:
+            continue
+        key = _key(doc)
+        svc = found.setdefault(key, Deployed(*key))
+        svc.apps[app_name] = dict(app)
+        import_path = _config(app).get("import_path")
+        if import_path == INGRESS_IMPORT:
+            svc.ingress, svc.layout = app_name, "routed"
+        elif import_path in (SINGLE_IMPORT, MULTIMODEL_IMPORT):
+            svc.ingress = app_name
+            svc.layout = "single" if import_path == SINGLE_IMPORT else "multimodel"
+    return {k: v for k, v in sorted(found.items()) if v.ingress is not None}
+
+
+def _predictor_of(app: Mapping[str, Any]) -> dict[str, Any] | None:
+    doc = app_document(app) or {}
+    pred = (doc.get("spec") or {}).get("predictor")
+    return copy.deepcopy(pred) if isinstance(pred, dict) else None
+
+
+def derived_document(svc: Deployed) -> dict[str, Any] | None:
+    """The InferenceService a deployed service runs, read from its applications' ``args``
+    (for services deployed without a stored document, e.g. ``isvc render | serve deploy``)."""
+    ingress_doc = app_document(svc.ingress_app)
+    if ingress_doc is None:
+        return None
+    if svc.layout != "routed":
+        return copy.deepcopy(ingress_doc)
+    doc = copy.deepcopy(ingress_doc)
+    spec = dict(doc.get("spec") or {})
+    sides = [(e, _predictor_of(svc.apps.get(str(e.get("app")), {}))) for e in svc.table]
+    if not sides or sides[0][1] is None:
+        return None
+    predictor = dict(sides[0][1] or {})
+    if len(sides) > 1 and sides[1][1] is not None:
+        predictor["canaryTrafficPercent"] = int(float(sides[1][0].get("percent", 0)))
+        predictor["newModel"] = sides[1][1]
+    spec["predictor"] = predictor
+    doc["spec"] = spec
+    shadow = svc.user_config.get("shadow")
+    if shadow:
+        meta = doc.setdefault("metadata", {})
+        ann = meta.setdefault("annotations", {})
+        ann[ANN_SHADOW] = "true"
+        if "queue" in shadow:
+            ann[ANN_SHADOW_QUEUE] = str(shadow["queue"])
+    return doc
+
+
+def deployed_document(svc: Deployed) -> dict[str, Any] | None:
+    """The stored document (the last one applied), else one read from the applications."""
+    return svc.stored or derived_document(svc)
+
+
+def rolled_out_predictor(svc: Deployed | None) -> dict[str, Any] | None:
+    """The predictor spec last rolled out: the revision with 100 % of the traffic, else ``prev``."""
+    if svc is None:
+        return None
+    if svc.layout != "routed":
+        doc = app_document(svc.ingress_app) or {}
+        pred = dict((doc.get("spec") or {}).get("predictor") or {})
+        if not pred:
+            return None
+        sides = _sides(pred)
+        promoted = len(sides) > 1 and int(pred.get("canaryTrafficPercent") or 0) >= 100
+        return copy.deepcopy(sides[1] if promoted else sides[0])
+    table = svc.table
+    if not table:
+        return None
+    entry = table[0]
+    if len(table) > 1 and float(table[-1].get("percent", 0)) >= 100:
+        entry = table[-1]
+    return _predictor_of(svc.apps.get(str(entry.get("app")), {}))
+
+
+def _normalized_predictor(doc: Mapping[str, Any], predictor: Mapping[str, Any]) -> dict[str, Any]:
+    body = {
+        "apiVersion": doc.get("apiVersion", API_VERSION),
+        "kind": KIND,
+        "metadata": {"name": _key(doc)[1], "namespace": _key(doc)[0]},
+        "spec": {"predictor": dict(predictor)},
+    }
+    pred: dict[str, Any] = parse_isvc(body).to_dict()["spec"]["predictor"]
+    return pred
+
+
+def resolve_revisions(doc: Mapping[str, Any], rolled_out: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The document to render: KServe's ``canaryTrafficPercent`` without ``newModel`` becomes
+    ``stable = rolled_out`` + ``newModel = the new spec`` (see the module doc).
+
+    >>> doc = {"metadata": {"name": "m"}, "spec": {"predictor": {
+    ...     "canaryTrafficPercent": 20, "sklearn": {"storageUri": "s3://b/v2"}}}}
+    >>> out = resolve_revisions(doc, {"sklearn": {"storageUri": "s3://b/v1"}})["spec"]["predictor"]
+    >>> out["sklearn"], out["canaryTrafficPercent"], out["newModel"]
+    ({'storageUri': 's3://b/v1'}, 20, {'sklearn': {'storageUri': 's3://b/v2'}})
+    """
+    out = strip_server_metadata(doc)
+    pred = dict((out.get("spec") or {}).get("predictor") or {})
+    if "canaryTrafficPercent" not in pred or pred.get("newModel") or not rolled_out:
+        return out
+    percent = pred.pop("canaryTrafficPercent")
+    stable = _normalized_predictor(out, rolled_out)
+    new = _normalized_predictor(out, pred)
+    if _sides({**stable, "newModel": new})[1] == stable:  # the spec rolled out: one revision
+        out["spec"]["predictor"] = pred
+        return out
+    out["spec"]["predictor"] = {**stable, "canaryTrafficPercent": percent, "newModel": pred}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Building the whole Serve config
+
+
+def now_rfc3339(now: float | None = None) -> str:
+    moment = _dt.datetime.fromtimestamp(time.time() if now is None else now, tz=_dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _comparable(app: Mapping[str, Any]) -> str:
+    keys = ("name", "route_prefix", "import_path", "args", "runtime_env", "deployments")
+    return json.dumps({k: app.get(k) or None for k in keys}, sort_keys=True, default=str)
+
+
+@dataclass
+class ApplyResult:
+    """One applied InferenceService: what became of it and the document now stored."""
+
+    namespace: str
+    name: str
+    action: str
+    """``created``, ``configured`` or ``unchanged`` (as ``kubectl apply`` says)."""
+    stored: dict[str, Any]
+    apps: list[dict[str, Any]]
+    route_prefix: str
+
+    @property
+    def table(self) -> list[dict[str, Any]]:
+        for app in self.apps:
+            if app.get("import_path") == INGRESS_IMPORT:
+                return ingress_user_config({"deployed_app_config": app}).get("predictors") or []
+        return []
+
+
+def default_http_options(
+    host: str | None = None, port: int | None = None, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    env = os.environ if env is None else env
+    return {
+        "host": host or env.get(HTTP_HOST_ENV) or DEFAULT_HTTP_HOST,
+        "port": int(port or env.get(HTTP_PORT_ENV) or DEFAULT_HTTP_PORT),
+    }
+
+
+def serve_running(details: Mapping[str, Any]) -> bool:
+    return bool(details.get("controller_info")) and bool(details.get("http_options"))
+
+
+def _base_config(details: Mapping[str, Any], http_options: Mapping[str, Any] | None) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "proxy_location": details.get("proxy_location") or "EveryNode",
+        "http_options": dict(details["http_options"])
+        if serve_running(details)
+        else dict(http_options or default_http_options()),
+    }
+    if details.get("grpc_options") and serve_running(details):
+        config["grpc_options"] = dict(details["grpc_options"])
+    if details.get("target_capacity") is not None:
+        config["target_capacity"] = details["target_capacity"]
+    return config
+
+
+def _kept(apps: Mapping[str, Mapping[str, Any]], drop: set[str]) -> list[dict[str, Any]]:
+    kept = []
+    for name, app in apps.items():
+        if name in drop:
+            continue
+        cfg = _config(app)
+        if not cfg:
+            if app.get("status") == "DELETING":
+                continue
+            raise ControlError(
+                f"Serve application {name!r} was deployed with serve.run (no declarative config); "
+                "one PUT of the whole Serve config cannot keep it. Deploy it from a config file, or "
+                "delete it first"
+            )
+        kept.append(cfg)
+    return kept
+
+
+def apply_config(
+    details: Mapping[str, Any],
+    items: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]],
+    http_options: Mapping[str, Any] | None = None,
+    now: float | None = None,
+) -> tuple[dict[str, Any], list[ApplyResult]]:
+    """The whole Serve config that applies ``items`` (``(Serve entry, InferenceService doc)``)
+    over what ``details`` (Serve's instance details) runs, and what becomes of each service.
+    Pure: no I/O. Raises SpecError for an invalid document."""
+    from pipelines.cli.commands import render_serve_config
+
+    apps: dict[str, dict[str, Any]] = dict(details.get("applications") or {})
+    deployed = group_services(apps)
+    todo = [(dict(extra), copy.deepcopy(dict(doc))) for extra, doc in items]
+    problems: list[str] = []
+    keys = []
+    for i, (_, doc) in enumerate(todo):
+        try:
+            keys.append(_key({"metadata": parse_isvc(strip_server_metadata(doc)).to_dict()["metadata"]}))
+        except SpecError as exc:
+            name = (doc.get("metadata") or {}).get("name", f"document {i}")
+            problems += [f"{name}: {line}" for line in exc.problems]
+    if problems:
+        raise SpecError(problems)
+    if len(set(keys)) != len(keys):
+        raise SpecError(
+            [f"{ns}/{n}: given twice" for ns, n in sorted({k for k in keys if keys.count(k) > 1})]
+        )
+    replaced = {a for k in keys if k in deployed for a in deployed[k].apps}
+    new_apps: list[dict[str, Any]] = []
+    results: list[ApplyResult] = []
+    prefixes = {
+        str(_config(a).get("route_prefix") or a.get("route_prefix"))
+        for n, a in apps.items()
+        if n not in replaced and (_config(a).get("route_prefix") or a.get("route_prefix"))
+    }
+    for (extra, doc), key in zip(todo, keys, strict=True):
+        previous = deployed.get(key)
+        rendered_doc = resolve_revisions(doc, rolled_out_predictor(previous))
+        isvc = parse_isvc(rendered_doc)
+        config = render_serve_config([(extra, isvc)], layout="routed")
+        svc_apps = [dict(a) for a in config["applications"]]
+        ingress = svc_apps[-1]
+        prefix = (previous.route_prefix if previous else None) or ("/" if "/" not in prefixes else None)
+        prefix = prefix or f"/{key[0]}/{key[1]}"
+        if prefix in prefixes:
+            raise ControlError(f"{key[0]}/{key[1]}: route prefix {prefix} is taken by another application")
+        prefixes.add(prefix)
+        ingress["route_prefix"] = prefix
+        stored = strip_server_metadata(doc)
+        old_meta = dict(((previous.stored if previous else None) or {}).get("metadata") or {})
+        stored["metadata"]["creationTimestamp"] = old_meta.get("creationTimestamp") or now_rfc3339(now)
+        generation = int(old_meta.get("generation") or 0)
+
+        def stamp(gen: int, ingress: dict[str, Any] = ingress, stored: dict[str, Any] = stored) -> None:
+            stored["metadata"]["generation"] = gen
+            if ingress.get("import_path") == INGRESS_IMPORT:
+                for dep in ingress.get("deployments") or []:
+                    if dep.get("name") == INGRESS_DEPLOYMENT:
+                        dep["user_config"] = {**dep.get("user_config", {}), STORED_KEY: stored}
+
+        stamp(max(generation, 1))
+        before = sorted(_comparable(_config(a)) for a in (previous.apps.values() if previous else []))
+        if previous is None:
+            action = "created"
+        elif before == sorted(_comparable(a) for a in svc_apps):
+            action = "unchanged"
+        else:
+            action = "configured"
+            stamp(generation + 1)
+        new_apps += svc_apps
+        results.append(ApplyResult(key[0], key[1], action, copy.deepcopy(stored), svc_apps, prefix))
+    new_names = {a["name"] for a in new_apps}
+    kept = _kept(apps, replaced | new_names)
+    full = {**_base_config(details, http_options), "applications": kept + new_apps}
+    return full, results
+
+
+def delete_config(details: Mapping[str, Any], namespace: str, name: str) -> dict[str, Any]:
+    """The whole Serve config without the applications of ``namespace/name`` (NotFound if none)."""
+    apps: dict[str, dict[str, Any]] = dict(details.get("applications") or {})
+    svc = group_services(apps).get((namespace, name))
+    if svc is None:
+        raise NotFound(f'inferenceservices.serving.kserve.io "{name}" not found in namespace {namespace!r}')
+    return {**_base_config(details, None), "applications": _kept(apps, set(svc.apps))}
+
+
+# ---------------------------------------------------------------------------------------------
+# Status, as KServe reports it
+
+
+def http_base(
+    details: Mapping[str, Any], dashboard_address: str, http_options: Mapping[str, Any] | None
+) -> str:
+    """``http://host:port`` of Serve's proxy, as a client reaches it: a wildcard listen address
+    (0.0.0.0, ::) is replaced by the dashboard's host."""
+    opts = dict(details.get("http_options") or {}) if serve_running(details) else {}
+    opts = opts or dict(http_options or default_http_options())
+    host = str(opts.get("host") or "")
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = urlparse(dashboard_address).hostname or "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    root = str(opts.get("root_path") or "").rstrip("/")
+    return f"http://{host}:{int(opts.get('port') or DEFAULT_HTTP_PORT)}{root}"
+
+
+def service_base(base: str, route_prefix: str | None) -> str:
+    prefix = (route_prefix or "/").rstrip("/")
+    return base + prefix
+
+
+def _healthy(app: Mapping[str, Any]) -> tuple[bool, str, str]:
+    """(ready, reason, message) of one Serve application."""
+    if not app:
+        return False, "ApplicationMissing", "the Serve application is not deployed"
+    status = str(app.get("status") or "UNKNOWN")
+    if status != "RUNNING":
+        return False, status, str(app.get("message") or "")[:500]
+    bad = {
+        n: d.get("status") for n, d in (app.get("deployments") or {}).items() if d.get("status") != "HEALTHY"
+    }
+    if bad:
+        return False, "DeploymentsNotHealthy", ", ".join(f"{n}: {s}" for n, s in sorted(bad.items()))
+    return True, "", ""
+
+
+def _replicas(app: Mapping[str, Any]) -> int:
+    return sum(
+        1
+        for dep in (app.get("deployments") or {}).values()
+        for r in dep.get("replicas") or []
+        if r.get("state") == "RUNNING"
+    )
+
+
+def _condition(kind: str, ok: bool, reason: str = "", message: str = "", when: str = "") -> dict[str, Any]:
+    cond: dict[str, Any] = {"type": kind, "status": "True" if ok else "False"}
+    if when:
+        cond["lastTransitionTime"] = when
+    if not ok and reason:
+        cond["reason"] = reason
+    if not ok and message:
+        cond["message"] = message
+    return cond
+
+
+def _when(app: Mapping[str, Any]) -> str:
+    t = app.get("last_deployed_time_s")
+    return now_rfc3339(float(t)) if t else ""
+
+
+def build_status(svc: Deployed, base: str, ingress_info: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The KServe-shaped InferenceService (``apiVersion, kind, metadata, spec, status``) of a
+    deployed service. ``base``: Serve's ``http://host:port``; ``ingress_info``: what the ingress
+    answered to ``GET /v1/models/{name}`` (its traffic table, readiness, shadow), or None.
+    Pure: no I/O."""
+    doc = deployed_document(svc) or {"apiVersion": API_VERSION, "kind": KIND, "spec": {}}
+    meta = dict(doc.get("metadata") or {})
+    meta.update(name=svc.name, namespace=svc.namespace)
+    if not meta.get("creationTimestamp"):
+        times = [a.get("last_deployed_time_s") for a in svc.apps.values() if a.get("last_deployed_time_s")]
+        if times:
+            meta["creationTimestamp"] = now_rfc3339(min(float(t or 0) for t in times))
+    spec = dict(doc.get("spec") or {})
+    root = service_base(base, svc.route_prefix)
+    url = f"{root}/v1/models/{svc.name}"
+    ingress = svc.ingress_app
+    ingress_ok, ingress_reason, ingress_msg = _healthy(ingress)
+    conditions = []
+    traffic: list[dict[str, Any]] = []
+    replicas: dict[str, Any] = {}
+    components: dict[str, Any] = {}
+    info = dict(ingress_info or {})
+    served = {(t.get("tag"), t.get("revision")): t for t in info.get("traffic") or []}
+    if svc.layout == "routed":
+        pred_ok, pred_reason, pred_msg = True, "", ""
+        for entry in svc.table:
+            app_name = str(entry.get("app"))
+            ok, reason, msg = _healthy(svc.apps.get(app_name, {}))
+            if not ok and pred_ok:
+                pred_ok, pred_reason, pred_msg = False, reason, f"{app_name}: {msg}".rstrip(": ")
+            traffic.append(
+                {
+                    "tag": entry.get("tag"),
+                    "revisionName": app_name,
+                    "percent": _percent(entry.get("percent")),
+                    "latestRevision": entry.get("tag") == "latest",
+                }
+            )
+        replicas["predictor"] = {
+            t["revisionName"]: _replicas(svc.apps.get(t["revisionName"], {})) for t in traffic
+        }
+        table_ok = (
+            bool(traffic)
+            and all(
+                (t["tag"], t["revisionName"]) in served
+                and _percent(served[(t["tag"], t["revisionName"])].get("percent")) == t["percent"]
+                and served[(t["tag"], t["revisionName"])].get("ready")
+                for t in traffic
+            )
+            and len(served) == len(traffic)
+        )
+        when = _when(svc.apps.get(traffic[-1]["revisionName"], {})) if traffic else ""
+        conditions.append(_condition("PredictorReady", pred_ok, pred_reason, pred_msg, when))
+        if ingress_ok and not table_ok:
+            ingress_ok, ingress_reason = False, "TrafficNotApplied"
+            ingress_msg = (
+                f"the ingress does not answer GET /v1/models/{svc.name} yet"
+                if ingress_info is None
+                else "the ingress has not applied the traffic table yet (or a revision is not ready)"
+            )
+    else:
+        ok = ingress_ok and bool(info.get("ready"))
+        traffic = [{"tag": "latest", "revisionName": svc.ingress, "percent": 100, "latestRevision": True}]
+        replicas["predictor"] = {str(svc.ingress): _replicas(ingress)}
+        conditions.append(
+            _condition("PredictorReady", ok, ingress_reason or "NotReady", ingress_msg, _when(ingress))
+        )
+        ingress_ok = ok
+    replicas["ingress"] = _replicas(ingress)
+    if "transformer" in spec:
+        conditions.append(
+            _condition("TransformerReady", ingress_ok, ingress_reason, ingress_msg, _when(ingress))
+        )
+        components["transformer"] = {"url": url, "latestCreatedRevision": svc.ingress}
+        if ingress_ok:
+            components["transformer"]["latestReadyRevision"] = svc.ingress
+    if "explainer" in spec:
+        names = [n for n, a in svc.apps.items() if _config(a).get("import_path") == EXPLAINER_IMPORT]
+        if svc.layout == "routed":
+            wanted = svc.user_config.get("explainer")
+            app = svc.apps.get(str(wanted), {}) if wanted else {}
+            ok, reason, msg = (
+                _healthy(app) if names else (False, "ApplicationMissing", "no explainer application")
+            )
+            replicas["explainer"] = _replicas(app)
+        else:
+            ok, reason, msg = ingress_ok, ingress_reason, ingress_msg
+            replicas["explainer"] = 0
+        conditions.append(_condition("ExplainerReady", ok, reason, msg))
+        components["explainer"] = {"url": f"{root}/v1/models/{svc.name}:explain"}
+        if names:
+            components["explainer"]["latestCreatedRevision"] = names[0]
+    conditions.append(_condition("IngressReady", ingress_ok, ingress_reason, ingress_msg, _when(ingress)))
+    ready = all(c["status"] == "True" for c in conditions)
+    failing = next((c for c in conditions if c["status"] != "True"), None)
+    conditions.append(
+        _condition(
+            "Ready",
+            ready,
+            f"{failing['type']} not ready" if failing else "",
+            str(failing.get("message", "")) if failing else "",
+        )
+    )
+    predictor: dict[str, Any] = {"traffic": traffic, "url": url}
+    latest = next((t for t in traffic if t["latestRevision"]), None)
+    if latest:
+        predictor["latestCreatedRevision"] = latest["revisionName"]
+        latest_ok, _, _ = _healthy(svc.apps.get(str(latest["revisionName"]), {}))
+        if latest_ok:
+            predictor["latestReadyRevision"] = latest["revisionName"]
+    rolled = next((t for t in traffic if t["percent"] >= 100), None) or next(
+        (t for t in traffic if t["tag"] == "prev"), None
+    )
+    if rolled:
+        predictor["latestRolledoutRevision"] = rolled["revisionName"]
+    prev = next((t for t in traffic if t["tag"] == "prev"), None)
+    if prev and rolled is not prev:
+        predictor["previousRolledoutRevision"] = prev["revisionName"]
+    if info.get("shadow"):
+        predictor["shadow"] = info["shadow"]
+    components = {"predictor": predictor, **components}
+    annotations = meta.get("annotations") or {}
+    status: dict[str, Any] = {
+        "url": url,
+        "address": {"url": root},
+        "conditions": conditions,
+        "components": components,
+        "deploymentMode": annotations.get("serving.kserve.io/deploymentMode", "Serverless"),
+        "replicas": replicas,
+        "applications": sorted(svc.apps),
+        "routePrefix": svc.route_prefix or "/",
+    }
+    if meta.get("generation") is not None:
+        status["observedGeneration"] = meta["generation"]
+    return {
+        "apiVersion": doc.get("apiVersion", API_VERSION),
+        "kind": KIND,
+        "metadata": meta,
+        "spec": spec,
+        "status": status,
+    }
+
+
+def _percent(value: Any) -> int | float:
+    number = float(value or 0)
+    return int(number) if number.is_integer() else number
+
+
+def is_ready(obj: Mapping[str, Any], expected_generation: int | None = None) -> bool:
+    """KServe's ``is_isvc_ready``: the ``Ready`` condition is True (and the generation observed)."""
+    status = obj.get("status") or {}
+    if expected_generation is not None and int(status.get("observedGeneration") or 0) < expected_generation:
+        return False
+    return any(
+        c.get("type") == "Ready" and str(c.get("status")).lower() == "true"
+        for c in status.get("conditions") or []
+    )
+
+
+def traffic_summary(obj: Mapping[str, Any]) -> tuple[str, str]:
+    """(PREV, LATEST) percents as ``kubectl get isvc`` prints them (PREV blank without a canary)."""
+    traffic = ((obj.get("status") or {}).get("components") or {}).get("predictor", {}).get("traffic") or []
+    prev = next((t for t in traffic if t.get("tag") == "prev"), None)
+    latest = next((t for t in traffic if t.get("latestRevision")), None)
+    return (
+        "" if prev is None else str(prev.get("percent")),
+        "" if latest is None else str(latest.get("percent")),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Talking to the cluster
+
+
+class ControlPlane:
+    """The cluster's InferenceServices through Ray's dashboard (:class:`~pipelines.control.Dashboard`).
+
+    ``http_host`` / ``http_port``: where Serve should listen if this call starts it (default
+    ``$ISVC_HTTP_HOST`` / ``$ISVC_HTTP_PORT``, else 0.0.0.0:8000); a running Serve keeps its own.
+    """
+
+    def __init__(
+        self,
+        dashboard: Dashboard | None = None,
+        http_host: str | None = None,
+        http_port: int | None = None,
+        http_timeout_s: float = 5.0,
+    ) -> None:
+        self.dashboard = dashboard or Dashboard()
+        self.http_options = default_http_options(http_host, http_port)
+        self.http_timeout_s = http_timeout_s
+
+    def close(self) -> None:
+        self.dashboard.close()
+
+    def details(self) -> dict[str, Any]:
+        return self.dashboard.details()
+
+    def base_url(self, details: Mapping[str, Any] | None = None) -> str:
+        return http_base(
+            details if details is not None else self.details(), self.dashboard.address, self.http_options
+        )
+
+    # -- writes --------------------------------------------------------------------------
+    def apply(self, items: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> list[ApplyResult]:
+        """Deploy the InferenceServices (``(Serve entry, document)``), keeping everything else."""
+        details = self.details()
+        config, results = apply_config(details, items, self.http_options)
+        if any(r.action != "unchanged" for r in results):
+            self.dashboard.deploy(config)
+        return results
+
+    def delete(self, name: str, namespace: str = "default") -> None:
+        self.dashboard.deploy(delete_config(self.details(), namespace, name))
+
+    # -- reads ---------------------------------------------------------------------------
+    def ingress_info(self, base: str, svc: Deployed) -> dict[str, Any] | None:
+        url = f"{service_base(base, svc.route_prefix)}/v1/models/{svc.name}"
+        try:
+            r = httpx.get(url, timeout=self.http_timeout_s)
+            body = r.json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        return body if r.status_code == 200 and isinstance(body, dict) else None
+
+    def services(self, namespace: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
+        """KServe-shaped InferenceServices (``status`` included), optionally one namespace / name."""
+        details = self.details()
+        base = self.base_url(details)
+        out = []
+        for (ns, n), svc in group_services(details.get("applications") or {}).items():
+            if (namespace is not None and ns != namespace) or (name is not None and n != name):
+                continue
+            out.append(build_status(svc, base, self.ingress_info(base, svc)))
+        return out
+
+    def get(self, name: str, namespace: str | None = None) -> dict[str, Any]:
+        found = self.services(namespace, name)
+        if not found:
+            where = f" in namespace {namespace!r}" if namespace else ""
+            raise NotFound(f'inferenceservices.serving.kserve.io "{name}" not found{where}')
+        if len(found) > 1:
+            spaces = ", ".join(o["metadata"]["namespace"] for o in found)
+            raise ControlError(f"{name!r} is in several namespaces ({spaces}); name one with -n / namespace=")
+        return found[0]
+
+    def stored(self, name: str, namespace: str) -> dict[str, Any]:
+        """The document last applied (else the one the applications run)."""
+        svc = group_services(self.details().get("applications") or {}).get((namespace, name))
+        doc = deployed_document(svc) if svc else None
+        if doc is None:
+            raise NotFound(
+                f'inferenceservices.serving.kserve.io "{name}" not found in namespace {namespace!r}'
+            )
+        return doc
+
+    def wait_ready(
+        self,
+        keys: list[tuple[str, str]],
+        timeout_s: float,
+        interval_s: float = 1.0,
+        on_poll: Callable[[list[dict[str, Any]]], None] | None = None,
+        sleep_first: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Poll until each ``(namespace, name)`` is Ready; returns their last objects.
+        Raises TimeoutError (with the last objects in ``args[1]``) when time runs out."""
+        deadline = time.monotonic() + timeout_s
+        last: list[dict[str, Any]] = []
+        while True:
+            if sleep_first:
+                time.sleep(min(interval_s, max(0.0, deadline - time.monotonic())))
+            sleep_first = True
+            try:
+                found = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in self.services()}
+            except DashboardError:
+                if time.monotonic() >= deadline:
+                    raise
+                continue
+            last = [found[k] for k in keys if k in found]
+            if on_poll is not None:
+                on_poll(last)
+            if len(last) == len(keys) and all(is_ready(o) for o in last):
+                return last
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"not ready after {timeout_s:g}s", last)
