@@ -299,15 +299,21 @@ def rollout(
 
 
 ZERO_ANNOTATIONS = {
-    "autoscaling.knative.dev/window": "6s",
+    "autoscaling.knative.dev/window": "20s",
     "autoscaling.knative.dev/scale-down-delay": "4s",
     "autoscaling.knative.dev/scale-to-zero-pod-retention-period": "2s",
     "isvc.dev/coalesce-window-ms": "0",
 }
 """Short Knative delays, so the test sees 0 → 1 → N → 0 in seconds (the ingress keeps ≥ 1);
 no coalescing, so each request is one ongoing call at the predictor (the load it scales on)."""
-ZERO_PREDICTOR = {"minReplicas": 0, "maxReplicas": 3, "scaleTarget": 1}
-"""The predictor scales 0..3 at one request per replica (its own fields: the ingress stays at 1)."""
+ZERO_PREDICTOR = {
+    "minReplicas": 0,
+    "maxReplicas": 3,
+    "scaleTarget": 1,
+    "batcher": {"maxBatchSize": 64, "maxLatency": 100},
+}
+"""The predictor scales 0..3 at one ongoing request per replica (its own fields: the ingress
+stays at 1); its batcher holds each request ~100 ms, so load shows up as ongoing requests there."""
 
 
 def predictor_replicas(cluster: Any, app: str) -> int:

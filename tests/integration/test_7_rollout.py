@@ -50,7 +50,7 @@ def test_canary_steps_under_load_fail_no_request(cluster: Cluster) -> None:
 
 
 def test_scale_to_zero_then_the_first_request_is_held_and_answered(cluster: Cluster) -> None:
-    out = ro.scale_to_zero(cluster, max_load_s=90)
+    out = ro.scale_to_zero(cluster, max_load_s=180)
     assert out["cold_status"] == 200, out  # held until a replica was up, not a 503
     assert out["after_cold_replicas"] >= 1
     assert out["peak_replicas"] >= 2, out
