@@ -205,7 +205,8 @@ def test_kubernetes_fields_are_ignored_and_reported_once(caplog: pytest.LogCaptu
         transformer={"affinity": {}, "labels": {"a": "b"}, "custom": {"class": "a.b:C"}},
     )
     document["metadata"]["uid"] = "123"
-    document["metadata"]["annotations"] = {"autoscaling.knative.dev/panic-window-percentage": "10.0", "team": "x"}
+    knative = "autoscaling.knative.dev/panic-window-percentage"
+    document["metadata"]["annotations"] = {knative: "10.0", "team": "x"}
     document["status"] = {"url": "http://x"}
     with caplog.at_level(logging.WARNING, logger="pipelines.spec"):
         isvc = parse_isvc(document)
