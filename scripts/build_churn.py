@@ -53,7 +53,7 @@ BACKGROUND_ROWS = 400
 
 
 def build(out: Path, seed: int = 7) -> Path:
-    """Write ``data.csv``, ``transformer/``, ``predictor/`` (+ ``predictor-v2/``), ``explainer/`` under ``out``."""
+    """Write ``data.csv``, ``transformer/``, ``predictor/``, ``predictor-v2/``, ``explainer/`` in ``out``."""
     df = make_dataset(seed=seed)
     x = df[FEATURES].to_numpy(dtype=np.float64)
     scaler = StandardScaler().fit(x)
