@@ -180,3 +180,15 @@ def test_configs_canary_yaml_is_the_rendering_of_its_inference_service() -> None
     ingress = shipped["applications"][-1]["deployments"][0]["user_config"]
     assert [(p["tag"], p["percent"]) for p in ingress["predictors"]] == [("prev", 80), ("latest", 20)]
     assert ingress["shadow"]["to"] == "latest"
+
+
+def test_render_target_rayservice_passes_the_crd_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.render.test_rayservice import check
+
+    code, out, _ = run(capsys, "render", "--target", "rayservice", "configs/isvc/canary.yaml")
+    assert code == 0
+    manifest = yaml.safe_load(out)
+    assert manifest["apiVersion"] == "ray.io/v1" and manifest["kind"] == "RayService"
+    check(manifest)  # the RayService CRD schema, and no key it does not name
+    serve = yaml.safe_load(manifest["spec"]["serveConfigV2"])
+    assert [a["import_path"] for a in serve["applications"]][-1] == "pipelines.app:build_ingress"
