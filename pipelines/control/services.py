@@ -476,8 +476,8 @@ def apply_config(
     replaced = {a for k in keys if k in deployed for a in deployed[k].apps}
     new_apps: list[dict[str, Any]] = []
     results: list[ApplyResult] = []
-    prefixes = {
-        str(_config(a).get("route_prefix") or a.get("route_prefix"))
+    prefixes = {  # application → route prefix, of what stays
+        n: str(_config(a).get("route_prefix") or a.get("route_prefix"))
         for n, a in apps.items()
         if n not in replaced and (_config(a).get("route_prefix") or a.get("route_prefix"))
     }
@@ -488,11 +488,12 @@ def apply_config(
         config = render_serve_config([(extra, isvc)], layout="routed")
         svc_apps = [dict(a) for a in config["applications"]]
         ingress = svc_apps[-1]
-        prefix = (previous.route_prefix if previous else None) or ("/" if "/" not in prefixes else None)
+        taken = {p for n, p in prefixes.items() if n != ingress["name"]}  # a same-named app is replaced
+        prefix = (previous.route_prefix if previous else None) or ("/" if "/" not in taken else None)
         prefix = prefix or f"/{key[0]}/{key[1]}"
-        if prefix in prefixes:
+        if prefix in taken:
             raise ControlError(f"{key[0]}/{key[1]}: route prefix {prefix} is taken by another application")
-        prefixes.add(prefix)
+        prefixes[ingress["name"]] = prefix
         ingress["route_prefix"] = prefix
         stored = strip_server_metadata(doc)
         old_meta = dict(((previous.stored if previous else None) or {}).get("metadata") or {})
@@ -792,8 +793,17 @@ class ControlPlane:
     def close(self) -> None:
         self.dashboard.close()
 
-    def details(self) -> dict[str, Any]:
-        return self.dashboard.details()
+    def details(self, attempts: int = 5) -> dict[str, Any]:
+        """Serve's instance details. A dropped or refused connection (a dashboard just started,
+        or busy) is retried for about 15 s; an HTTP refusal (401, 500) is not."""
+        for attempt in range(attempts):
+            try:
+                return self.dashboard.details()
+            except DashboardError as exc:
+                if attempt == attempts - 1 or not isinstance(exc.__cause__, httpx.TransportError):
+                    raise
+                time.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def base_url(self, details: Mapping[str, Any] | None = None) -> str:
         return http_base(
@@ -806,11 +816,24 @@ class ControlPlane:
         details = self.details()
         config, results = apply_config(details, items, self.http_options)
         if any(r.action != "unchanged" for r in results):
-            self.dashboard.deploy(config)
+            self._put(config)
         return results
 
     def delete(self, name: str, namespace: str = "default") -> None:
-        self.dashboard.deploy(delete_config(self.details(), namespace, name))
+        self._put(delete_config(self.details(), namespace, name))
+
+    def _put(self, config: dict[str, Any], attempts: int = 3) -> None:
+        """PUT the whole config. It is idempotent, so a dropped connection or a 500 (e.g. Serve's
+        proxy not up in time while Serve starts on a busy machine) is retried; a 400 is not."""
+        for attempt in range(attempts):
+            try:
+                self.dashboard.deploy(config)
+                return
+            except DashboardError as exc:
+                transient = isinstance(exc.__cause__, httpx.TransportError) or ": 500 " in str(exc)
+                if attempt == attempts - 1 or not transient:
+                    raise
+                time.sleep(2.0 * (attempt + 1))
 
     # -- reads ---------------------------------------------------------------------------
     def ingress_info(self, base: str, svc: Deployed) -> dict[str, Any] | None:

@@ -324,3 +324,72 @@ def test_merge_patch_is_rfc7386() -> None:
     }
     assert doc == {"a": {"b": 1, "c": [1, 2]}, "d": 1}
     assert merge_patch(copy.deepcopy(doc), "x") == "x"
+
+
+def test_an_app_of_the_same_name_is_replaced_and_frees_its_prefix() -> None:
+    # e.g. `serve deploy configs/churn.yaml`: args.isvc is a path, so isvc cannot read it back
+    single = {
+        "name": "ml-serving-churn-classifier",
+        "route_prefix": "/",
+        "import_path": "pipelines.app:build",
+        "args": {"isvc": "configs/isvc/churn.yaml"},
+    }
+    details = details_of({"http_options": {"host": "0.0.0.0", "port": 8000}, "applications": [single]})
+    config, results = apply_config(details, [({}, churn())])
+    assert [a["import_path"] for a in config["applications"]] == [
+        "pipelines.app:build_predictor",
+        "pipelines.app:build_ingress",
+    ]
+    assert results[0].route_prefix == "/"
+
+
+def test_a_dropped_dashboard_connection_is_retried_a_refusal_is_not() -> None:
+    import httpx
+
+    from pipelines.control.dashboard import DashboardError
+    from pipelines.control.services import ControlPlane
+    from tests.control.conftest import FakeDashboard
+
+    class Flaky(FakeDashboard):
+        calls = 0
+
+        def details(self) -> dict[str, Any]:
+            self.calls += 1
+            if self.calls == 1:
+                try:
+                    raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+                except httpx.HTTPError as exc:
+                    raise DashboardError(f"cannot reach the Ray dashboard: {exc}") from exc
+            if self.calls == 2:
+                return super().details()
+            raise DashboardError("refused the token (401)")
+
+    flaky = Flaky()
+    plane = ControlPlane(flaky)  # type: ignore[arg-type]
+    assert plane.details()["applications"] == {} and flaky.calls == 2
+    with pytest.raises(DashboardError, match="401"):
+        plane.details()
+    assert flaky.calls == 3
+
+
+def test_a_put_that_fails_with_500_is_retried_a_400_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.control import services
+    from pipelines.control.dashboard import DashboardError
+    from tests.control.conftest import FakeDashboard
+
+    class Failing(FakeDashboard):
+        errors = ["PUT /api/serve/applications/ on http://x: 500 Traceback ... ActorDiedError"]
+
+        def deploy(self, config: dict[str, Any]) -> None:
+            if self.errors:
+                raise DashboardError(self.errors.pop())
+            super().deploy(config)
+
+    monkeypatch.setattr(services.time, "sleep", lambda s: None)
+    dash = Failing()
+    plane = services.ControlPlane(dash)  # type: ignore[arg-type]
+    plane.apply([({}, churn())])
+    assert len(dash.puts) == 1
+    dash.errors = ["PUT /api/serve/applications/ on http://x: 400 duplicate route prefix"]
+    with pytest.raises(DashboardError, match="400"):
+        plane.apply([({}, churn("s3://b/v2/"))])
