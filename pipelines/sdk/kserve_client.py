@@ -140,8 +140,8 @@ class KServeClient:
         inferenceservice: Any,
         namespace: str | None = None,
         watch: bool = False,
-        timeout_seconds: int = 600,
-    ) -> dict[str, Any] | None:
+        timeout_seconds: float = 600,
+    ) -> Any:
         """Create the InferenceService; the stored object (a dict), or None with ``watch``."""
         doc = _document(inferenceservice)
         version = str(doc.get("apiVersion") or constants.KSERVE_V1BETA1).split("/")[-1]
@@ -161,14 +161,14 @@ class KServeClient:
         if watch:
             self._watch(name, namespace, timeout_seconds)
             return None
-        return _wrap(stored)  # type: ignore[no-any-return]
+        return _wrap(stored)
 
     def get(
         self,
         name: str | None = None,
         namespace: str | None = None,
         watch: bool = False,
-        timeout_seconds: int = 600,
+        timeout_seconds: float = 600,
         version: str = constants.KSERVE_V1BETA1_VERSION,
     ) -> Any:
         """One InferenceService with its ``status`` (a dict), or ``{"items": [...]}`` without a name."""
@@ -192,8 +192,8 @@ class KServeClient:
         inferenceservice: Any,
         namespace: str | None = None,
         watch: bool = False,
-        timeout_seconds: int = 600,
-    ) -> dict[str, Any] | None:
+        timeout_seconds: float = 600,
+    ) -> Any:
         """A JSON merge patch (RFC 7386) of the stored document, applied (revisions as KServe)."""
         patch = _document(inferenceservice)
         namespace = self._namespace(namespace, patch)
@@ -205,7 +205,7 @@ class KServeClient:
             time.sleep(1)
             self._watch(name, namespace, timeout_seconds)
             return None
-        return _wrap(out)  # type: ignore[no-any-return]
+        return _wrap(out)
 
     def replace(
         self,
@@ -213,8 +213,8 @@ class KServeClient:
         inferenceservice: Any,
         namespace: str | None = None,
         watch: bool = False,
-        timeout_seconds: int = 600,
-    ) -> dict[str, Any] | None:
+        timeout_seconds: float = 600,
+    ) -> Any:
         """Replace the stored document with this one (it must exist)."""
         doc = _document(inferenceservice)
         namespace = self._namespace(namespace, doc)
@@ -225,18 +225,18 @@ class KServeClient:
             time.sleep(1)
             self._watch(name, namespace, timeout_seconds)
             return None
-        return _wrap(out)  # type: ignore[no-any-return]
+        return _wrap(out)
 
     def delete(
         self, name: str, namespace: str | None = None, version: str = constants.KSERVE_V1BETA1_VERSION
-    ) -> dict[str, Any]:
+    ) -> Any:
         """Remove the InferenceService's Serve applications (everything else stays)."""
         namespace = self._namespace(namespace)
         try:
             self._plane.delete(name, namespace)
         except NotFound as exc:
             raise _api_error("delete_namespaced_custom_object", 404, "Not Found", str(exc)) from exc
-        return _wrap(  # type: ignore[no-any-return]
+        return _wrap(
             {
                 "apiVersion": "v1",
                 "kind": "Status",
@@ -261,8 +261,8 @@ class KServeClient:
         name: str,
         namespace: str | None = None,
         watch: bool = False,
-        timeout_seconds: int = 600,
-        polling_interval: int = 10,
+        timeout_seconds: float = 600,
+        polling_interval: float = 10,
         version: str = constants.KSERVE_V1BETA1_VERSION,
         expected_generation: int | None = None,
     ) -> None:
@@ -281,7 +281,7 @@ class KServeClient:
         )
 
     # ------------------------------------------------------------------------------------
-    def _watch(self, name: str, namespace: str, timeout_seconds: int) -> None:
+    def _watch(self, name: str, namespace: str, timeout_seconds: float) -> None:
         """Print ``NAME READY PREV LATEST URL`` rows until Ready (KServe's ``isvc_watch``)."""
         print(f"{'NAME':<20} {'READY':<8} {'PREV':<8} {'LATEST':<8} URL")
         deadline = time.monotonic() + timeout_seconds

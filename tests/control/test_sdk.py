@@ -94,11 +94,11 @@ def test_objects_serialise_to_the_kserve_yaml_mapping() -> None:
 
 
 def test_resource_dicts_read_by_key_and_by_attribute() -> None:
-    obj = _wrap({"status": {"url": "u", "components": {"predictor": {"traffic": [{"percent": 1}]}}}})
-    assert isinstance(obj, ResourceDict) and isinstance(obj, dict)
+    obj: Any = _wrap({"status": {"url": "u", "components": {"predictor": {"traffic": [{"percent": 1}]}}}})
+    assert isinstance(_wrap({"a": {}}), ResourceDict) and issubclass(ResourceDict, dict)
     assert obj.status.url == obj["status"]["url"] == "u"
     assert obj.status.components.predictor.traffic[0].percent == 1
-    meta = _wrap({"creationTimestamp": "t"})
+    meta: Any = _wrap({"creationTimestamp": "t"})
     assert meta.creation_timestamp == "t"
     with pytest.raises(AttributeError):
         _ = obj.nope

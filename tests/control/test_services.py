@@ -232,7 +232,8 @@ def test_services_deployed_by_render_are_read_back_from_their_args() -> None:
     pred = doc["spec"]["predictor"]
     assert (pred["sklearn"]["storageUri"], pred["canaryTrafficPercent"]) == ("s3://b/v1/", 25)
     assert pred["newModel"]["sklearn"]["storageUri"] == "s3://b/v2/"
-    assert rolled_out_predictor(svc)["sklearn"]["storageUri"] == "s3://b/v1/"
+    rolled = rolled_out_predictor(svc)
+    assert rolled is not None and rolled["sklearn"]["storageUri"] == "s3://b/v1/"
 
 
 def status_of(details: dict[str, Any], info: dict[str, Any] | None, name: str = "churn-classifier") -> Any:

@@ -190,15 +190,15 @@ def test_seed_manage_isvc_script_then_isvc_apply_get_delete(
     assert json.loads(done.stdout)["predictions"][0]["risk_tier"] in ("LOW", "MEDIUM", "HIGH")
 
     # 4. rollout_canary, called as the script defines it: 20 % to v2, v1 kept at 80 %
-    done = python(
+    canary = python(
         cluster,
         f"import runpy; m = runpy.run_path({str(SCRIPT)!r}); "
         f"m['rollout_canary']({NAME!r}, {SEED_NS!r}, 's3://my-models/churn/v2/'); "
         "from pipelines.sdk import KServeClient; "
         f"KServeClient().wait_isvc_ready({NAME!r}, {SEED_NS!r}, timeout_seconds=150, polling_interval=1)",
     )
-    out, _ = done.communicate(timeout=200)
-    assert done.returncode == 0, out + err_tail(cluster)
+    out, _ = canary.communicate(timeout=200)
+    assert canary.returncode == 0, out + err_tail(cluster)
     assert f"Canary rollout: 20% to new model for {NAME}" in out
     obj = get_json(cluster, NAME, SEED_NS)
     traffic = obj["status"]["components"]["predictor"]["traffic"]
