@@ -50,10 +50,10 @@ def test_canary_steps_under_load_fail_no_request(cluster: Cluster) -> None:
 
 
 def test_scale_to_zero_then_the_first_request_is_held_and_answered(cluster: Cluster) -> None:
-    out = ro.scale_to_zero(cluster, max_load_s=180)
+    out = ro.scale_to_zero(cluster, max_load_s=120)
     assert out["cold_status"] == 200, out  # held until a replica was up, not a 503
     assert out["after_cold_replicas"] >= 1
-    assert out["peak_replicas"] >= 2, out
+    assert out["peak_started_replicas"] >= 2, out  # N: the autoscaler started more under load
     assert out["load_failures"] == 0, out
     assert out["back_to_zero_s"] >= 0  # wait_for raised if it never got back to zero
     print(f"cold start (zero → first answer): {out['cold_start_s']:.1f} s; {out}")
