@@ -15,11 +15,17 @@ has one:
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from pipelines.dataplane.metrics import STAGES, recorder, set_recorder
 
-__all__ = ["ROW_BOUNDARIES", "SECONDS_BOUNDARIES", "RayRecorder", "install"]
+__all__ = ["FLUSH_S", "ROW_BOUNDARIES", "SECONDS_BOUNDARIES", "RayRecorder", "install"]
+
+FLUSH_S = 1.0
+"""How often request counts summed in the replica go to Ray's counter."""
 
 SECONDS_BOUNDARIES = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -33,18 +39,23 @@ ROW_METRICS = {"coalesced": "isvc_coalesced_rows", "predictor_batch": "isvc_pred
 
 
 class RayRecorder:
-    """Records into Ray's metrics (one set per process; tags dicts are made once per label set)."""
+    """Records into Ray's metrics, one set per process, cheaply: tags dicts are made once per label
+    set, histogram points go straight to Ray's recorder (:func:`_record_of`), and request counts
+    are summed here and added to Ray's counter every :data:`FLUSH_S` (Ray exports every few
+    seconds anyway; a replica that stops loses at most that last second)."""
 
     def __init__(self) -> None:
         from ray.util.metrics import Counter, Histogram
 
         model = ("model_name",)
         self._stages = {
-            stage: Histogram(
-                f"request_{stage}_seconds",
-                description=f"Time of the {stage} stage of a request, in seconds (successful stages)",
-                boundaries=SECONDS_BOUNDARIES,
-                tag_keys=model,
+            stage: _record_of(
+                Histogram(
+                    f"request_{stage}_seconds",
+                    description=f"Time of the {stage} stage of a request, in seconds (successful stages)",
+                    boundaries=SECONDS_BOUNDARIES,
+                    tag_keys=model,
+                )
             )
             for stage in STAGES
         }
@@ -53,23 +64,30 @@ class RayRecorder:
             description="Requests answered, by model, endpoint and HTTP status",
             tag_keys=("model_name", "endpoint", "status"),
         )
-        self._latency = Histogram(
-            "isvc_request_seconds",
-            description="Time from a request's arrival at the ingress to its response, in seconds",
-            boundaries=SECONDS_BOUNDARIES,
-            tag_keys=("model_name", "endpoint"),
+        self._latency = _record_of(
+            Histogram(
+                "isvc_request_seconds",
+                description="Time from a request's arrival at the ingress to its response, in seconds",
+                boundaries=SECONDS_BOUNDARIES,
+                tag_keys=("model_name", "endpoint"),
+            )
         )
         self._rows = {
-            kind: Histogram(
-                name,
-                description=f"Rows per predictor call ({kind})",
-                boundaries=ROW_BOUNDARIES,
-                tag_keys=model,
+            kind: _record_of(
+                Histogram(
+                    name,
+                    description=f"Rows per predictor call ({kind})",
+                    boundaries=ROW_BOUNDARIES,
+                    tag_keys=model,
+                )
             )
             for kind, name in ROW_METRICS.items()
         }
         self._model_tags: dict[str, dict[str, str]] = {}
         self._request_tags: dict[tuple[str, str, int], tuple[dict[str, str], dict[str, str]]] = {}
+        self._pending: dict[tuple[str, str, int], int] = {}
+        self._lock = threading.Lock()
+        self._armed = False
 
     def _tags(self, model: str) -> dict[str, str]:
         tags = self._model_tags.get(model)
@@ -78,7 +96,7 @@ class RayRecorder:
         return tags
 
     def observe(self, stage: str, model: str, seconds: float) -> None:
-        self._stages[stage].observe(seconds, self._tags(model))
+        self._stages[stage](seconds, self._tags(model))
 
     def count(self, model: str, endpoint: str, status: int, seconds: float) -> None:
         key = (model, endpoint, status)
@@ -88,11 +106,39 @@ class RayRecorder:
                 {"model_name": model, "endpoint": endpoint, "status": str(status)},
                 {"model_name": model, "endpoint": endpoint},
             )
-        self._requests.inc(1, tags[0])
-        self._latency.observe(seconds, tags[1])
+        with self._lock:
+            self._pending[key] = self._pending.get(key, 0) + 1
+        if not self._armed:
+            self._arm()
+        self._latency(seconds, tags[1])
 
     def rows(self, kind: str, model: str, n: int) -> None:
-        self._rows[kind].observe(n, self._tags(model))
+        self._rows[kind](n, self._tags(model))
+
+    def _arm(self) -> None:
+        try:
+            asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
+            self._armed = True
+        except RuntimeError:  # no event loop here: add at once
+            self.flush()
+
+    def flush(self) -> None:
+        """Add the request counts summed since the last flush to Ray's counter."""
+        self._armed = False
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for key, n in pending.items():  # n >= 1: a Ray Counter refuses increments <= 0
+            self._requests.inc(n, self._request_tags[key][0])
+
+
+def _record_of(histogram: Any) -> Callable[[float, dict[str, str]], None]:
+    """``histogram.observe`` without ray.util.metrics' checks of the tags on every call (half of its
+    cost): the tags here are complete, all strings, and made once. The public method where Ray's
+    histogram has no such inner metric (``tests/_ray/test_metrics.py`` tells when that changes)."""
+    inner = getattr(histogram, "_metric", None)
+    if inner is None or getattr(histogram, "_default_tags", None) or not hasattr(inner, "record"):
+        return histogram.observe  # type: ignore[no-any-return]
+    return inner.record  # type: ignore[no-any-return]
 
 
 def install() -> Any:

@@ -104,6 +104,8 @@ class Cluster:
     env: dict[str, str]
     http_port: int
     marker: str
+    metrics_port: int = 0
+    """Ray's Prometheus endpoint (``ray start --metrics-export-port``): ``GET /metrics``."""
 
     @property
     def base(self) -> str:
@@ -177,7 +179,7 @@ def start_cluster(cwd: Path, extra_env: dict[str, str] | None = None, num_cpus: 
     marker = uuid.uuid4().hex
     tmp = Path(os.environ.get("RAY_TMPDIR", "/tmp/isvc-it")) / marker[:8]
     tmp.mkdir(parents=True, exist_ok=True)
-    gcs, dashboard = free_port(), free_port()
+    gcs, dashboard, metrics = free_port(), free_port(), free_port()
     base_env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     haproxy = Path("/tmp") / f"hx-{marker[:6]}"  # short: HAProxy's unix sockets live here (108-byte limit)
     env = serve_env({**base_env, **(extra_env or {}), MARKER: marker, "RAY_TMPDIR": str(tmp)})
@@ -206,6 +208,7 @@ def start_cluster(cwd: Path, extra_env: dict[str, str] | None = None, num_cpus: 
             f"--port={gcs}",
             f"--dashboard-port={dashboard}",
             "--dashboard-host=127.0.0.1",
+            f"--metrics-export-port={metrics}",
             # Every port of its own, so that a developer's `make serve` beside it is left alone.
             *(
                 f"--{flag}={free_port()}"
@@ -213,7 +216,6 @@ def start_cluster(cwd: Path, extra_env: dict[str, str] | None = None, num_cpus: 
                     "ray-client-server-port",
                     "dashboard-agent-listen-port",
                     "dashboard-agent-grpc-port",
-                    "metrics-export-port",
                     "runtime-env-agent-port",
                     "node-manager-port",
                     "object-manager-port",
@@ -236,7 +238,7 @@ def start_cluster(cwd: Path, extra_env: dict[str, str] | None = None, num_cpus: 
         "RAY_DASHBOARD_ADDRESS": dashboard_url,
         "RAY_AUTH_MODE": "token",
     }
-    c = Cluster(cwd=cwd, env=client_env, http_port=free_port(), marker=marker)
+    c = Cluster(cwd=cwd, env=client_env, http_port=free_port(), marker=marker, metrics_port=metrics)
     try:
         deadline = time.monotonic() + 120
         while not dashboard_up(dashboard_url) or c.cli("ray", "status", timeout=60).returncode != 0:

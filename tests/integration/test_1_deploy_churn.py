@@ -1,11 +1,14 @@
 """The README's cluster recipe on a real Ray cluster: ``serve deploy configs/churn*.yaml``, then
 V1/V2 over real HTTP (httpx and tritonclient), ``serve status``, big requests, errors, and the
-churn service's Anchor explainer (``:explain`` and ``churn-classifier-explainer``)."""
+churn service's Anchor explainer (``:explain`` and ``churn-classifier-explainer``), and the
+per-model metrics on Ray's metrics endpoint."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
 
 import httpx
 import numpy as np
@@ -185,6 +188,53 @@ def test_hop_form_with_serve_deploy(cluster: Cluster) -> None:
     check_tritonclient(cluster.http_port)
     check_explanations(cluster.base, cluster.http_port)
     check_big_requests(cluster.base)
+
+
+def scrape(cluster: Cluster, wanted: list[str], timeout_s: float = 45) -> str:
+    """Ray's metrics endpoint, once every ``wanted`` pattern matches (Ray exports every few seconds)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        text = httpx.get(f"http://127.0.0.1:{cluster.metrics_port}/metrics", timeout=10).text
+        missing = [w for w in wanted if not re.search(w, text, re.MULTILINE)]
+        if not missing:
+            return text
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not on Ray's metrics endpoint after {timeout_s}s: {missing}")
+        time.sleep(2)
+
+
+def test_metrics_on_rays_endpoint(cluster: Cluster) -> None:
+    """KServe's stage histograms and isvc's request/row metrics, per model, on ``ray start
+    --metrics-export-port`` (the hop form of the test above; deployed here when run alone)."""
+    ready = {"ml-serving-churn-classifier": "/v2/models/churn-classifier-explainer/ready"}
+    cluster.deploy("churn.yaml", {"ingress", "predictor", "explainer"}, apps=ready)
+    with httpx.Client(base_url=cluster.base, timeout=120) as c:
+        for _ in range(3):
+            assert c.post(PREDICT, json={"instances": [ROW, ROW]}).status_code == 200
+        assert c.post(PREDICT, content=b'{"instances": [').status_code == 400
+        explain = c.post("/v1/models/churn-classifier:explain", json={"instances": [ROW]})
+        assert explain.status_code == 200, explain.text
+    model = r'\{[^}]*model_name="churn-classifier"[^}]*\}'
+    text = scrape(
+        cluster,
+        [
+            *(
+                rf"^ray_request_{stage}_seconds_bucket{model} "
+                for stage in ("preprocess", "predict", "postprocess", "explain")
+            ),
+            r'^ray_isvc_requests_total\{(?=[^}]*model_name="churn-classifier")(?=[^}]*status="400")'
+            r'(?=[^}]*endpoint="v1_predict")[^}]*\} ',
+            rf"^ray_isvc_request_seconds_bucket{model} ",
+            rf"^ray_isvc_coalesced_rows_bucket{model} ",
+            rf"^ray_isvc_predictor_batch_rows_bucket{model} ",
+        ],
+    )
+    counts = [
+        float(line.rsplit("} ", 1)[1].split()[0])
+        for line in text.splitlines()
+        if re.match(rf"ray_request_predict_seconds_count{model} ", line)
+    ]
+    assert sum(counts) >= 3, counts
 
 
 def test_collocated_form_with_serve_deploy(cluster: Cluster) -> None:
