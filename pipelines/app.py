@@ -12,11 +12,31 @@ A Serve config names it; ``args`` is the InferenceService document itself, or
           isvc: configs/isvc/churn.yaml
 
 or, from the command line, ``serve run pipelines.app:build isvc=configs/isvc/churn.yaml``.
+The routed layout that ``isvc render`` writes (one application per predictor revision, the
+explainer, the ingress with the traffic table in its ``user_config``) uses ``build_predictor``,
+``build_explainer`` and ``build_ingress`` (:mod:`pipelines.plan.layout`).
 The deployments live in :mod:`pipelines._ray`. Many models (TrainedModels) on few replicas:
 ``import_path: pipelines.app:build_multimodel`` (see ``configs/multi-model.yaml``).
 """
 
-from pipelines._ray import DEFAULT_NUM_CPUS, build, build_app, deployment_options
+from pipelines._ray import (
+    DEFAULT_NUM_CPUS,
+    build,
+    build_app,
+    build_explainer,
+    build_ingress,
+    build_predictor,
+    deployment_options,
+)
 from pipelines._ray.multiplex import build_multimodel
 
-__all__ = ["DEFAULT_NUM_CPUS", "build", "build_app", "build_multimodel", "deployment_options"]
+__all__ = [
+    "DEFAULT_NUM_CPUS",
+    "build",
+    "build_app",
+    "build_explainer",
+    "build_ingress",
+    "build_multimodel",
+    "build_predictor",
+    "deployment_options",
+]
