@@ -95,6 +95,17 @@ class PredictorDeployment:
             raise RuntimeError(f"predictor {self.name} is not ready")
 
 
+def ingress_app(plan: ServicePlan, pipeline: Any) -> Any:
+    """The V1/V2 ASGI app of an ingress replica, with the plan's in-flight, time and body limits."""
+    scaling = plan.ingress.scaling
+    return create_app(
+        served_models(pipeline),
+        max_inflight=scaling.max_ongoing_requests,
+        timeout_s=scaling.timeout_s,
+        max_body_bytes=plan.max_body_bytes,
+    )
+
+
 def lowest_cpu_priority() -> None:
     """Every thread of this process (and those it starts later) gets the CPU only when nothing
     else wants it: Linux ``SCHED_IDLE``, else ``nice 19``. An explainer replica does this, so on a
@@ -183,13 +194,7 @@ class IngressDeployment:
         logger.info("ingress for %s ready (collocated=%s)", plan.name, plan.ingress.collocated)
 
     def __serve_build_asgi_app__(self) -> Any:
-        scaling = self.plan.ingress.scaling
-        return create_app(
-            served_models(self.pipeline),
-            max_inflight=scaling.max_ongoing_requests,
-            timeout_s=scaling.timeout_s,
-            max_body_bytes=self.plan.max_body_bytes,
-        )
+        return ingress_app(self.plan, self.pipeline)
 
 
 def _shadow_counter() -> Any:
@@ -320,10 +325,4 @@ class RoutedIngressDeployment:
             await asyncio.sleep(0.5)
 
     def __serve_build_asgi_app__(self) -> Any:
-        scaling = self.plan.ingress.scaling
-        return create_app(
-            served_models(self.pipeline),
-            max_inflight=scaling.max_ongoing_requests,
-            timeout_s=scaling.timeout_s,
-            max_body_bytes=self.plan.max_body_bytes,
-        )
+        return ingress_app(self.plan, self.pipeline)
