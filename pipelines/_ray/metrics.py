@@ -90,13 +90,11 @@ class RayRecorder:
         self._armed = False
 
     def _tags(self, model: str) -> dict[str, str]:
-        tags = self._model_tags.get(model)
-        if tags is None:
-            tags = self._model_tags[model] = {"model_name": model}
+        tags = self._model_tags[model] = {"model_name": model}
         return tags
 
     def observe(self, stage: str, model: str, seconds: float) -> None:
-        self._stages[stage](seconds, self._tags(model))
+        self._stages[stage](seconds, self._model_tags.get(model) or self._tags(model))
 
     def count(self, model: str, endpoint: str, status: int, seconds: float) -> None:
         key = (model, endpoint, status)
@@ -113,7 +111,7 @@ class RayRecorder:
         self._latency(seconds, tags[1])
 
     def rows(self, kind: str, model: str, n: int) -> None:
-        self._rows[kind](n, self._tags(model))
+        self._rows[kind](n, self._model_tags.get(model) or self._tags(model))
 
     def _arm(self) -> None:
         try:
