@@ -35,6 +35,16 @@ Entry = tuple[dict[str, Any], InferenceService]
 """A Serve application entry (``{}`` for a bare InferenceService file) and its InferenceService."""
 
 
+def read_documents(path: Path) -> list[Any]:
+    """The non-empty YAML documents of FILE; an unreadable file or bad YAML is a SpecError."""
+    try:
+        return [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    except OSError as exc:
+        raise SpecError([f"{path}: cannot read ({exc.strerror or exc})"]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([f"{path}: not valid YAML: {exc}"]) from None
+
+
 def load_file(path: str | Path, name: str | None = None) -> list[Entry]:
     """The InferenceServices in FILE, each with its Serve application entry.
 
@@ -44,12 +54,7 @@ def load_file(path: str | Path, name: str | None = None) -> list[Entry]:
     ['churn-classifier']
     """
     path = Path(path)
-    try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-    except OSError as exc:
-        raise SpecError([f"{path}: cannot read ({exc.strerror or exc})"]) from None
-    except yaml.YAMLError as exc:
-        raise SpecError([f"{path}: not valid YAML: {exc}"]) from None
+    docs = read_documents(path)
     if not (len(docs) == 1 and isinstance(docs[0], dict) and "applications" in docs[0]):
         return [({}, load_isvc(path, name=name))]
     apps = docs[0]["applications"]

@@ -46,7 +46,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 import httpx
-import yaml
 
 from pipelines.control.dashboard import Dashboard, DashboardError
 from pipelines.errors import SpecError
@@ -126,15 +125,10 @@ def read_documents(path: str | Path) -> list[tuple[dict[str, Any], dict[str, Any
     applications hold them (as ``isvc validate`` reads it; the entry's ``runtime_env`` and the
     like go with the service). Documents are returned as written (validated separately).
     """
-    from pipelines.cli.commands import load_file
+    from pipelines.cli.commands import load_file, read_documents
 
     path = Path(path)
-    try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-    except OSError as exc:
-        raise SpecError([f"{path}: cannot read ({exc.strerror or exc})"]) from None
-    except yaml.YAMLError as exc:
-        raise SpecError([f"{path}: not valid YAML: {exc}"]) from None
+    docs = read_documents(path)
     if len(docs) == 1 and isinstance(docs[0], dict) and "applications" in docs[0]:
         return [(app, isvc.to_dict()) for app, isvc in load_file(path)]
     problems: list[str] = []
