@@ -28,13 +28,9 @@ import httpx
 import yaml
 
 from pipelines.control.dashboard import DashboardError
-from pipelines.control.services import (
-    ControlError,
-    ControlPlane,
-    NotFound,
-    read_documents,
-    traffic_summary,
-)
+from pipelines.control.plane import ControlPlane
+from pipelines.control.services import ControlError, NotFound, read_documents
+from pipelines.control.status import traffic_summary
 from pipelines.errors import SpecError
 
 __all__ = ["add_commands", "format_age", "table_rows"]
@@ -150,6 +146,10 @@ def _waiting_line(objs: list[dict[str, Any]]) -> str:
     for obj in objs:
         failing = [c for c in obj["status"]["conditions"] if c["status"] != "True" and c["type"] != "Ready"]
         what = ", ".join(f"{c['type']} ({c.get('reason', '')})" for c in failing) or "Ready"
+        for dl in (obj["status"].get("modelStatus") or {}).get("downloads") or []:
+            if not dl.get("done"):
+                got = f"{dl['percent']:.0f}%" if dl.get("percent") is not None else f"{dl['bytes']} bytes"
+                what += f", downloading {dl['uri']} {got}"
         parts.append(f"{obj['metadata']['name']}: {what}")
     return "waiting — " + "; ".join(parts)
 

@@ -1,4 +1,5 @@
-"""Ray's dashboard REST API for Serve: ``GET/PUT/DELETE /api/serve/applications/``.
+"""Ray's dashboard REST API for Serve: ``GET/PUT/DELETE /api/serve/applications/``, and the
+tail of a replica's log file (``GET /api/v0/logs/file``, Ray's state API).
 
 The address is found as Ray's CLI finds it: ``RAY_DASHBOARD_ADDRESS``, else an ``http(s)://``
 ``RAY_ADDRESS``, else ``http://127.0.0.1:8265``. With token authentication (Ray 2.60's default,
@@ -24,6 +25,7 @@ __all__ = ["Dashboard", "DashboardError", "auth_token", "dashboard_address"]
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 APPLICATIONS = "/api/serve/applications/"
+LOG_FILE = "/api/v0/logs/file"
 
 
 class DashboardError(RuntimeError):
@@ -103,6 +105,12 @@ class Dashboard:
     def deploy(self, config: dict[str, Any]) -> None:
         """Declare the whole Serve config (what ``serve deploy`` does; apps left out are deleted)."""
         self._call("PUT", APPLICATIONS, json=config)
+
+    def log_tail(self, node_id: str, filename: str, lines: int = 200) -> str:
+        """The last ``lines`` lines of a log file on a node: ``filename`` relative to that node's
+        Ray log folder, as Serve's replica details give it (``serve/replica_....log``)."""
+        params = {"node_id": node_id, "filename": filename.lstrip("/"), "lines": str(lines)}
+        return self._call("GET", LOG_FILE, params=params).text
 
     def delete_all(self) -> None:
         self._call("DELETE", APPLICATIONS)

@@ -33,14 +33,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipelines.control.dashboard import Dashboard
-from pipelines.control.services import (
-    ControlPlane,
-    NotFound,
-    is_ready,
-    merge_patch,
-    strip_server_metadata,
-    traffic_summary,
-)
+from pipelines.control.plane import ControlPlane
+from pipelines.control.services import NotFound, merge_patch, strip_server_metadata
+from pipelines.control.status import is_ready, traffic_summary
 from pipelines.errors import SpecError
 from pipelines.sdk import constants
 from pipelines.sdk.models import sanitize

@@ -33,7 +33,7 @@ __all__ = ["fetch_http", "file_name"]
 logger = logging.getLogger(__name__)
 
 _HTTP_TIMEOUT_S = 300.0
-_CHUNK = 1 << 20
+_CHUNK = 1 << 18  # 256 KiB reads: a progress line can follow a slow transfer
 _USER_AGENT = "isvc-storage"
 
 

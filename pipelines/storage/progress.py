@@ -6,6 +6,9 @@ the end, on the replica's logger (``ray.serve``: in a Serve replica it writes th
 elsewhere it propagates to the root logger like any other). :func:`current` is a snapshot for
 status displays, keyed by the ``storageUri`` as written; the latest :data:`KEEP_FINISHED`
 finished entries stay so a status display can still show how each model arrived.
+:func:`from_log` reads the same snapshots back from the log lines (``isvc get -o yaml`` reads
+a starting replica's log through Ray's dashboard), so the line format is kept in this module
+only.
 
 Example::
 
@@ -22,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +40,7 @@ __all__ = [
     "Download",
     "clear",
     "current",
+    "from_log",
     "note_cached",
     "track",
 ]
@@ -174,6 +179,69 @@ def current() -> dict[str, dict[str, Any]]:
     with _lock:
         entries = list(_registry.values())
     return {dl.uri: dl.snapshot() for dl in entries}
+
+
+_NUMBER = r"\d+(?:\.\d+)?"
+_SIZE = rf"(?P<{{0}}>{_NUMBER}) (?P<{{0}}_unit>MB|bytes)"
+_PROGRESS = re.compile(
+    rf"(?:^|\s)(?P<verb>downloading|downloaded) (?P<uri>\S+?)"
+    rf"(?:: {_SIZE.format('bytes')}(?: of {_SIZE.format('total')} \(\d+%\))?, "
+    rf"(?P<rate>{_NUMBER}) MB/s, (?P<elapsed>{_NUMBER}) s| \({_SIZE.format('start')}\))?\s*$"
+)
+_FAILED = re.compile(
+    rf"(?:^|\s)download of (?P<uri>\S+) failed after {_SIZE.format('bytes')}: (?P<error>.*)$"
+)
+
+
+def _bytes(match: re.Match[str], group: str) -> int | None:
+    value = match.group(group)
+    if value is None:
+        return None
+    return round(float(value) * (1e6 if match.group(f"{group}_unit") == "MB" else 1))
+
+
+def from_log(text: str) -> dict[str, dict[str, Any]]:
+    r"""The downloads a log tells of, as ``{uri: snapshot}`` (the latest line per URI wins).
+
+    A snapshot has :meth:`Download.snapshot`'s keys but ``cached`` (sizes in MB are to the
+    0.1 MB the lines print):
+
+    >>> log = (
+    ...     "INFO 2026-12-01 18:00:00,000 app_predictor abc - downloading s3://m/churn (40.0 MB)\n"
+    ...     "INFO 2026-12-01 18:00:02,000 app_predictor abc - "
+    ...     "downloading s3://m/churn: 20.0 MB of 40.0 MB (50%), 10.0 MB/s, 2.0 s\n"
+    ... )
+    >>> from_log(log)["s3://m/churn"]  # doctest: +NORMALIZE_WHITESPACE
+    {'bytes': 20000000, 'total': 40000000, 'rate_bps': 10000000.0, 'done': False,
+     'error': None, 'elapsed_s': 2.0}
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for line in text.splitlines():
+        if m := _PROGRESS.search(line):
+            uri = m.group("uri")
+            if m.group("rate") is None:  # the start line
+                found.pop(uri, None)
+                found[uri] = {
+                    "bytes": 0,
+                    "total": _bytes(m, "start"),
+                    "rate_bps": 0.0,
+                    "done": False,
+                    "error": None,
+                    "elapsed_s": 0.0,
+                }
+                continue
+            found[uri] = {
+                "bytes": _bytes(m, "bytes"),
+                "total": _bytes(m, "total"),
+                "rate_bps": float(m.group("rate")) * 1e6,
+                "done": m.group("verb") == "downloaded",
+                "error": None,
+                "elapsed_s": float(m.group("elapsed")),
+            }
+        elif m := _FAILED.search(line):
+            entry = found.setdefault(m.group("uri"), {"total": None, "rate_bps": 0.0, "elapsed_s": None})
+            entry.update(bytes=_bytes(m, "bytes"), done=True, error=m.group("error").strip())
+    return found
 
 
 def clear() -> None:

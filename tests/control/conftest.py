@@ -77,10 +77,10 @@ def answered(self: Any, base: str, svc: Any) -> dict[str, Any]:
 @pytest.fixture
 def fake_dashboard(monkeypatch: pytest.MonkeyPatch) -> FakeDashboard:
     """A FakeDashboard that every ControlPlane (CLI, KServeClient) gets; ingresses answer."""
-    from pipelines.control import services
+    from pipelines.control import plane
 
     fake = FakeDashboard()
-    monkeypatch.setattr(services, "Dashboard", lambda *a, **k: fake)
+    monkeypatch.setattr(plane, "Dashboard", lambda *a, **k: fake)
     monkeypatch.setattr("pipelines.sdk.kserve_client.Dashboard", lambda *a, **k: fake)
-    monkeypatch.setattr(services.ControlPlane, "ingress_info", answered)
+    monkeypatch.setattr(plane.ControlPlane, "ingress_info", answered)
     return fake

@@ -101,9 +101,9 @@ def test_exit_statuses(fake_dashboard: FakeDashboard, tmp_path: Path, capsys: An
     bad.write_text("metadata: {name: x}\nspec: {predictor: {sklearn: {storageUrl: s3://b/}}}\n")
     code, _, err = run(capsys, "apply", str(bad))
     assert code == 1 and "storageUri" in err
-    from pipelines.control import services
+    from pipelines.control import plane
 
-    monkeypatch.setattr(services.ControlPlane, "ingress_info", lambda self, base, svc: None)
+    monkeypatch.setattr(plane.ControlPlane, "ingress_info", lambda self, base, svc: None)
     code, _, err = run(capsys, "apply", str(seed_file(tmp_path)), "--timeout", "1.5")
     assert code == 3 and "TrafficNotApplied" in err
 

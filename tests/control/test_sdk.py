@@ -154,11 +154,11 @@ def test_kserve_client_create_get_patch_delete(fake_dashboard: FakeDashboard) ->
 def test_wait_isvc_ready_times_out_with_kserves_message(
     fake_dashboard: FakeDashboard, monkeypatch: Any
 ) -> None:
-    from pipelines.control import services
+    from pipelines.control import plane
 
     kserve = KServeClient()
     kserve.create(seed_isvc())
-    monkeypatch.setattr(services.ControlPlane, "ingress_info", lambda self, base, svc: None)
+    monkeypatch.setattr(plane.ControlPlane, "ingress_info", lambda self, base, svc: None)
     with pytest.raises(RuntimeError, match="Timeout to start the InferenceService churn-classifier"):
         kserve.wait_isvc_ready("churn-classifier", "ml-serving", timeout_seconds=0.02, polling_interval=0.01)
 

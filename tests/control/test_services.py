@@ -16,16 +16,15 @@ from pipelines.control.services import (
     ControlError,
     NotFound,
     apply_config,
-    build_status,
     delete_config,
     derived_document,
     group_services,
-    is_ready,
     merge_patch,
     read_documents,
     resolve_revisions,
     rolled_out_predictor,
 )
+from pipelines.control.status import build_status, is_ready
 from pipelines.errors import SpecError
 from tests.control.conftest import details_of
 
@@ -294,6 +293,70 @@ def test_not_ready_until_the_ingress_applied_the_table_and_every_app_runs() -> N
     assert not is_ready(obj) and not is_ready(obj, expected_generation=5)
 
 
+def test_model_status_follows_the_latest_revisions_replicas_and_reads_their_downloads() -> None:
+    from pipelines.control.plane import ControlPlane
+    from tests.control.conftest import FakeDashboard
+
+    details, _ = deploy(details_of(None), churn())
+    predictor = apps_of(details, "latest")
+    replicas = details["applications"][predictor]["deployments"]["predictor"]["replicas"]
+    assert status_of(details, None)[1]["status"]["modelStatus"] == {
+        "transitionStatus": "UpToDate",
+        "states": {"activeModelState": "Loaded", "targetModelState": "Loaded"},
+        "copies": {"totalCopies": 1},
+    }
+    replicas[0] = {
+        "state": "STARTING",
+        "replica_id": "r1",
+        "node_id": "n1",
+        "log_file_path": "/serve/replica_x_predictor_r1.log",
+    }
+    log = (
+        "INFO 2026-12-01 18:00:00,000 x_predictor r1 -- downloading s3://my-models/churn/v1/ (2.5 MB)\n"
+        "INFO 2026-12-01 18:00:02,000 x_predictor r1 -- "
+        "downloading s3://my-models/churn/v1/: 1.0 MB of 2.5 MB (40%), 0.5 MB/s, 2.0 s\n"
+    )
+
+    class Logs(FakeDashboard):
+        asked: list[tuple[str, str, int]] = []
+
+        def details(self) -> dict[str, Any]:
+            return details
+
+        def log_tail(self, node_id: str, filename: str, lines: int = 200) -> str:
+            self.asked.append((node_id, filename, lines))
+            return log
+
+    plane = ControlPlane(Logs())  # type: ignore[arg-type]
+    plane.ingress_info = lambda base, svc: served(svc)  # type: ignore[method-assign]
+    model = plane.get("churn-classifier")["status"]["modelStatus"]
+    assert Logs.asked == [("n1", "/serve/replica_x_predictor_r1.log", 200)]  # only the starting one
+    assert model["states"]["activeModelState"] == "Loading" and model["transitionStatus"] == "InProgress"
+    assert model["copies"] == {"totalCopies": 0}
+    assert model["downloads"] == [
+        {
+            "application": predictor,
+            "deployment": "predictor",
+            "replica": "r1",
+            "uri": "s3://my-models/churn/v1/",
+            "bytes": 1_000_000,
+            "totalBytes": 2_500_000,
+            "percent": 40.0,
+            "rateBytesPerSecond": 500_000.0,
+            "elapsedSeconds": 2.0,
+            "done": False,
+        }
+    ]
+    replicas.clear()  # scaled to zero
+    assert status_of(details, None)[1]["status"]["modelStatus"]["states"]["activeModelState"] == "Standby"
+    details["applications"][predictor].update(status="DEPLOY_FAILED", message="model.joblib: not found")
+    failed = status_of(details, None)[1]["status"]["modelStatus"]
+    assert failed["transitionStatus"] == "BlockedByFailedLoad"
+    assert failed["lastFailureInfo"] == {"reason": "ModelLoadFailed", "message": "model.joblib: not found"}
+    details["applications"][predictor].update(status="DEPLOYING")
+    assert status_of(details, None)[1]["status"]["modelStatus"]["states"]["activeModelState"] == "Pending"
+
+
 def test_transformer_and_explainer_get_their_conditions() -> None:
     doc = yaml.safe_load(Path("configs/isvc/churn.yaml").read_text())
     details, _ = deploy(details_of(None), doc)
@@ -348,7 +411,7 @@ def test_a_dropped_dashboard_connection_is_retried_a_refusal_is_not() -> None:
     import httpx
 
     from pipelines.control.dashboard import DashboardError
-    from pipelines.control.services import ControlPlane
+    from pipelines.control.plane import ControlPlane
     from tests.control.conftest import FakeDashboard
 
     class Flaky(FakeDashboard):
@@ -374,7 +437,7 @@ def test_a_dropped_dashboard_connection_is_retried_a_refusal_is_not() -> None:
 
 
 def test_a_put_that_fails_with_500_is_retried_a_400_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipelines.control import services
+    from pipelines.control import plane as control_plane
     from pipelines.control.dashboard import DashboardError
     from tests.control.conftest import FakeDashboard
 
@@ -386,9 +449,9 @@ def test_a_put_that_fails_with_500_is_retried_a_400_is_not(monkeypatch: pytest.M
                 raise DashboardError(self.errors.pop())
             super().deploy(config)
 
-    monkeypatch.setattr(services.time, "sleep", lambda s: None)
+    monkeypatch.setattr(control_plane.time, "sleep", lambda s: None)
     dash = Failing()
-    plane = services.ControlPlane(dash)  # type: ignore[arg-type]
+    plane = control_plane.ControlPlane(dash)  # type: ignore[arg-type]
     plane.apply([({}, churn())])
     assert len(dash.puts) == 1
     dash.errors = ["PUT /api/serve/applications/ on http://x: 400 duplicate route prefix"]

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from pipelines.control import Dashboard
-from pipelines.control.services import ControlPlane
+from pipelines.control.plane import ControlPlane
 from tests.helpers import ROOT, ROW
 from tests.integration.cluster import Cluster
 

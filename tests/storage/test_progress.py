@@ -108,3 +108,51 @@ def test_cached_entries_and_eviction(monkeypatch: pytest.MonkeyPatch) -> None:
             progress.note_cached(f"s3://b/{name}")
         assert list(progress.current()) == ["s3://b/running", "s3://b/e", "s3://b/f"]
         running.add(1)
+
+
+def _as_serve_log(caplog: pytest.LogCaptureFixture) -> str:
+    """The captured lines with the prefix Ray Serve's replica log puts before each message."""
+    return "".join(
+        f"{r.levelname} 2026-12-01 18:00:00,000 ns-svc-predictor-1a2b3c4d_predictor x7 progress.py:1 - "
+        f"{r.getMessage()}\n"
+        for r in caplog.records
+        if r.name == progress.LOGGER_NAME
+    )
+
+
+def test_from_log_reads_back_what_the_tracker_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=progress.LOGGER_NAME)
+    clock = FakeClock()
+    uri = "s3://models/big"
+    with progress.track(uri, total=40_000_000, clock=clock) as dl:
+        assert progress.from_log(_as_serve_log(caplog)) == {
+            uri: {"bytes": 0, "total": 40_000_000, "rate_bps": 0.0, "done": False, "error": None}
+            | {"elapsed_s": 0.0}
+        }
+        clock.now += 2.5
+        dl.add(12_345_678)
+        assert progress.from_log(_as_serve_log(caplog))[uri] == {
+            "bytes": 12_300_000,  # the line's 0.1 MB
+            "total": 40_000_000,
+            "rate_bps": 4_900_000.0,
+            "done": False,
+            "error": None,
+            "elapsed_s": 2.5,
+        }
+        dl.add(40_000_000 - 12_345_678)
+    assert progress.from_log(_as_serve_log(caplog))[uri]["done"] is True
+    with pytest.raises(OSError), progress.track("https://h/m.bin", clock=clock) as dl:
+        clock.now += 3
+        dl.add(500)
+        raise OSError("connection reset")
+    found = progress.from_log(_as_serve_log(caplog))
+    assert list(found) == [uri, "https://h/m.bin"]
+    assert found["https://h/m.bin"] | {"elapsed_s": None} == {
+        "bytes": 500,
+        "total": None,
+        "rate_bps": 0.0,
+        "done": True,
+        "error": "connection reset",
+        "elapsed_s": None,
+    }
+    assert progress.from_log("INFO ... - downloading the world\nrandom text: 1 MB\n") == {}
