@@ -25,6 +25,7 @@ def test_autoscaling_maps_to_autoscaling_config():
         "max_replicas": 5,
         "initial_replicas": 1,
         "target_ongoing_requests": 20,
+        "metrics_interval_s": 1.0,  # may scale to zero: the first request is seen within 1 s
     }
     assert opts["max_ongoing_requests"] == 64
     assert opts["ray_actor_options"] == {
@@ -45,6 +46,7 @@ def test_fixed_replicas_and_ingress_never_zero():
     assert plan.predictor.scaling.min_replicas == 0 and plan.ingress.scaling.min_replicas == 1
     ingress = deployment_options(plan.ingress.scaling, plan.ingress.resources)
     assert ingress["autoscaling_config"]["min_replicas"] == 1
+    assert "metrics_interval_s" not in ingress["autoscaling_config"]  # Ray's default
 
 
 def test_default_concurrency_is_never_rays_five():

@@ -177,6 +177,15 @@ def check_big_requests(base: str) -> None:
         assert c.post(PREDICT, json={"instances": [ROW]}).status_code == 200
 
 
+# The collocated form first: the hop form's deployment (configs/churn.yaml) then stays up for
+# the metrics test and test_1b (the TypeScript client), whose `serve deploy` of the same config
+# changes nothing.
+def test_collocated_form_with_serve_deploy(cluster: Cluster) -> None:
+    cluster.deploy("churn-collocated.yaml", {"ingress"})
+    check_service(cluster.base, explainer=False)
+    check_big_requests(cluster.base)
+
+
 def test_hop_form_with_serve_deploy(cluster: Cluster) -> None:
     ready = {"ml-serving-churn-classifier": "/v2/models/churn-classifier-explainer/ready"}
     cluster.deploy("churn.yaml", {"ingress", "predictor", "explainer"}, apps=ready)
@@ -235,9 +244,3 @@ def test_metrics_on_rays_endpoint(cluster: Cluster) -> None:
         if re.match(rf"ray_request_predict_seconds_count{model} ", line)
     ]
     assert sum(counts) >= 3, counts
-
-
-def test_collocated_form_with_serve_deploy(cluster: Cluster) -> None:
-    cluster.deploy("churn-collocated.yaml", {"ingress"})
-    check_service(cluster.base, explainer=False)
-    check_big_requests(cluster.base)

@@ -1,6 +1,7 @@
 """The TypeScript client (``clients/typescript``) against the churn service on the session cluster.
 
-``serve deploy configs/churn.yaml`` (transformer, predictor, Anchor explainer), then the client's
+``serve deploy configs/churn.yaml`` (transformer, predictor, Anchor explainer; already deployed
+by test_1, so nothing restarts when the whole tier runs), then the client's
 own ``npm test`` (compile with the pinned TypeScript, then ``node --test``) with
 ``KSERVE_URL`` pointing at it: V1/V2 predictions, binary typed-array inputs and outputs,
 metadata, readiness, an explanation and the errors. ``npm ci`` runs only when
