@@ -1,6 +1,6 @@
 """A model download shows in ``isvc get -o yaml`` while it runs: the predictor's ``storageUri`` is
-an ``http://`` archive served by a server in this test that sends the first megabyte and then
-holds the rest until the test has seen the download in the status. ``modelStatus`` says
+an ``http://`` archive served by a server in this test that sends the first megabytes slowly and
+then holds the rest until the test has seen the download in the status. ``modelStatus`` says
 ``Loading`` with the download's bytes, total, percent and rate (read from the starting replica's
 log through Ray's dashboard), then ``Loaded`` once the rest arrived; the model answers."""
 
@@ -28,11 +28,12 @@ from tests.helpers import ROW
 from tests.integration.cluster import Cluster, free_port
 
 NAME, NS = "slow-download", "dl-test"
-FIRST = 1 << 20
+FIRST, DRIP, HELD = 1 << 20, 1 << 17, 2 << 20
 
 
 class Gate:
-    """Serves one archive: ``FIRST`` bytes at once, the rest once ``release`` is set."""
+    """Serves one archive: ``FIRST`` bytes at once, then ``DRIP`` every 0.5 s up to ``HELD``
+    (the replica logs progress every 2 s while bytes flow), the rest once ``release`` is set."""
 
     def __init__(self, body: bytes) -> None:
         self.body = body
@@ -63,9 +64,14 @@ def gated_server(churn_artifacts: Path) -> Iterator[tuple[str, Gate]]:
             self.send_header("Content-Length", str(len(gate.body)))
             self.end_headers()
             self.wfile.write(gate.body[:FIRST])
-            self.wfile.flush()
+            sent = FIRST
+            while sent < HELD and not gate.release.is_set():  # a slow link: 256 KB/s
+                self.wfile.write(gate.body[sent : sent + DRIP])
+                self.wfile.flush()
+                sent += DRIP
+                time.sleep(0.5)
             gate.release.wait(120)
-            self.wfile.write(gate.body[FIRST:])
+            self.wfile.write(gate.body[sent:])
 
         def log_message(self, *args: Any) -> None:
             pass

@@ -1,7 +1,7 @@
 /**
  * Against a live isvc churn service (configs/churn.yaml: transformer, sklearn predictor,
  * AnchorTabular explainer) at KSERVE_URL; skipped without it. tests/integration/
- * test_5_typescript_client.py deploys the service on the session's Ray cluster and runs these.
+ * test_1b_typescript_client.py deploys the service on the session's Ray cluster and runs these.
  */
 
 import assert from "node:assert/strict";
