@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import copy
+import re
 import sys
 import tempfile
 import threading
@@ -321,17 +322,55 @@ def predictor_replicas(cluster: Any, app: str, states: tuple[str, ...] = ("RUNNI
     return sum(1 for r in dep.get("replicas") or [] if r.get("state") in states)
 
 
-def scale_to_zero(cluster: Any, max_load_s: float = 120.0) -> dict[str, Any]:
-    """0 → 1 → N → 0 with the seconds each took, and the cold start (zero → first answer)."""
+_LOG_TIME = re.compile(r"^\w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
+COLD_START_EVENTS = {
+    "asked": ("controller", "Adding 1 replica to Deployment(name='predictor'"),
+    "initializing": ("replica", "Started initializing replica."),
+    "initialized": ("replica", "Finished initializing replica."),
+    "routable": ("ingress", "Got updated replicas for Deployment(name='predictor'"),
+}
+"""Cold-start phases as Ray Serve logs them: the controller asks for a replica; the replica's
+process is up and its constructor starts (the worker start and ``import ray.serve`` + isvc lie
+before); the constructor (model load) ends; the ingress's handle learns of the replica."""
+
+
+def cold_start_phases(logs: Path, since: float) -> dict[str, float]:
+    """Seconds from ``since`` (wall clock) to the first of each :data:`COLD_START_EVENTS` at or
+    after it, read from the Serve logs under ``logs`` (``<ray temp>/session_latest/logs``)."""
+    files = {
+        "controller": sorted(logs.glob("serve/controller_*.log")),
+        "replica": sorted(logs.glob("serve/replica_*predictor*.log")),
+        "ingress": sorted(logs.glob("serve/replica_*ingress*.log")),
+    }
+    found: dict[str, float] = {}
+    for event, (where, text) in COLD_START_EVENTS.items():
+        times = []
+        for path in files[where]:
+            for line in path.read_text(errors="replace").splitlines():
+                m = _LOG_TIME.match(line)
+                if m and text in line:
+                    t = time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")) + int(m.group(2)) / 1e3
+                    if t >= since - 0.01:
+                        times.append(t)
+        if times:
+            found[event] = round(min(times) - since, 2)
+    return found
+
+
+def scale_to_zero(cluster: Any, max_load_s: float = 120.0, logs: Path | None = None) -> dict[str, Any]:
+    """0 → 1 → N → 0 with the seconds each took, and the cold start (zero → first answer);
+    with ``logs`` (the cluster's Ray log folder) also the cold start's phases."""
     doc = churn_isvc(V1, annotations=ZERO_ANNOTATIONS, predictor_fields=ZERO_PREDICTOR)
     config = deploy(cluster, doc)
     app = config["applications"][0]["name"]
     out: dict[str, Any] = {}
     out["idle_to_zero_s"] = wait_for(lambda: predictor_replicas(cluster, app) == 0, 180, "scaled to zero")
-    started = time.monotonic()
+    wall, started = time.time(), time.monotonic()
     r = httpx.post(cluster.base + PREDICT, json=BODY, timeout=120)
     out["cold_start_s"] = time.monotonic() - started
     out["cold_status"] = r.status_code
+    if logs is not None:
+        out["cold_start_phases"] = cold_start_phases(logs, wall)
     out["after_cold_replicas"] = predictor_replicas(cluster, app)
     peak = started_peak = 0
     with Load(cluster.base, 12) as load:
@@ -390,6 +429,8 @@ def render(rollout_res: dict[str, Any], zero: dict[str, Any]) -> str:
         f"- idle → zero replicas: {zero['idle_to_zero_s']:.1f} s",
         f"- zero → first answer (cold start, model in the node cache): {zero['cold_start_s']:.2f} s "
         f"(HTTP {zero['cold_status']}; goal ≤ 5 s: {'PASS' if zero['cold_start_s'] <= 5 else 'FAIL'})",
+        "  - phases, seconds after the request (Ray Serve's logs): "
+        + ", ".join(f"{k} +{v:.2f}" for k, v in (zero.get("cold_start_phases") or {}).items()),
         f"- under load (c=12): {zero['peak_replicas']} replicas after {zero['scale_up_s']:.1f} s, "
         f"{zero['load_ok']} ok, {zero['load_failures']} failed requests",
         f"- idle again → zero: {zero['back_to_zero_s']:.1f} s",
@@ -404,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with bench_cluster() as cluster:
         res = rollout(cluster, args.concurrency, args.hold)
-        zero = scale_to_zero(cluster)
+        zero = scale_to_zero(cluster, logs=Path(cluster.env["RAY_TMPDIR"]) / "session_latest" / "logs")
     print(render(res, zero))
     return 0
 
