@@ -1,5 +1,5 @@
-"""KernelShap and TreeShap through the ``shap`` package directly (alibi's SHAP wrappers break
-on shap ≥ 0.45).
+"""KernelShap, PermutationShap, ExactShap and TreeShap through the ``shap`` package directly
+(alibi's SHAP wrappers break on shap ≥ 0.45).
 
 The explanation of one instance::
 
@@ -23,7 +23,7 @@ from explainers.base import Explainer, PredictFn
 from explainers.data import Background, load_background
 from pipelines.errors import StorageError
 
-__all__ = ["KernelShapExplainer", "TreeShapExplainer"]
+__all__ = ["ExactShapExplainer", "KernelShapExplainer", "PermutationShapExplainer", "TreeShapExplainer"]
 
 LINKS = ("identity", "logit")
 
@@ -75,6 +75,71 @@ def _result(values: Any, expected_value: Any, names: list[str], link: str) -> di
         "link": link,
         "output": (expected + sv.sum(axis=0)).tolist(),
     }
+
+
+class _MaskedShap(Explainer):
+    """shap's model-agnostic explainers that mask features with background rows
+    (``shap.maskers.Independent``): their values add up to the model output exactly."""
+
+    _shap_class = ""
+
+    def load(self, artifact_dir: Path | None, predict_fn: PredictFn, model: Any = None) -> None:
+        import shap
+
+        link = self.config.get("link", "identity")
+        if link not in LINKS:
+            raise ValueError(f"config.link: expected one of {', '.join(LINKS)}, got {link!r}")
+        background = load_background(artifact_dir)
+        self.feature_names = background.feature_names
+        size = min(int(self.config.get("background_size", 50)), len(background.data))
+        sample = shap.sample(background.data, size, random_state=int(self.config.get("seed", 0)))
+        masker = shap.maskers.Independent(sample, max_samples=size)
+        self.link = link
+        self._explainer = self._make(shap, predict_fn, masker, getattr(shap.links, link))
+        self.ready = True
+
+    def _make(self, shap: Any, predict_fn: PredictFn, masker: Any, link: Any) -> Any:
+        raise NotImplementedError
+
+    def _call_args(self, config: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def explain_one(self, x: np.ndarray, config: dict[str, Any]) -> dict[str, Any]:
+        if config.get("link", self.link) != self.link:
+            raise ValueError("parameters.link: the link is fixed when the explainer is fitted")
+        exp = self._explainer(x.reshape(1, -1).astype(np.float64), silent=True, **self._call_args(config))
+        return _result(exp.values, np.asarray(exp.base_values)[0], self.feature_names, self.link)
+
+
+class PermutationShapExplainer(_MaskedShap):
+    """``shap.PermutationExplainer``: antithetic feature permutations, ``max_evals`` model
+    evaluations (of ``background_size`` rows each) per instance; exact additivity."""
+
+    kind = "PermutationShap"
+    config_keys = ("max_evals", "background_size", "link", "seed")
+
+    def _make(self, shap: Any, predict_fn: PredictFn, masker: Any, link: Any) -> Any:
+        return shap.PermutationExplainer(predict_fn, masker, link=link, seed=int(self.config.get("seed", 0)))
+
+    def _call_args(self, config: dict[str, Any]) -> dict[str, Any]:
+        return {"max_evals": int(config.get("max_evals", 500))}
+
+
+class ExactShapExplainer(_MaskedShap):
+    """``shap.ExactExplainer``: every coalition of features (2^features evaluations of
+    ``background_size`` rows each), so only for a few features; exact values."""
+
+    kind = "ExactShap"
+    config_keys = ("background_size", "link", "seed")
+    MAX_FEATURES = 16
+
+    def _make(self, shap: Any, predict_fn: PredictFn, masker: Any, link: Any) -> Any:
+        if len(self.feature_names) > self.MAX_FEATURES:
+            raise ValueError(
+                f"ExactShap evaluates 2^features coalitions; {len(self.feature_names)} features is too "
+                f"many (at most {self.MAX_FEATURES}): use PermutationShap or KernelShap"
+            )
+        return shap.ExactExplainer(predict_fn, masker, link=link)
 
 
 class TreeShapExplainer(Explainer):

@@ -85,7 +85,14 @@ def test_unknown_config_key_names_the_nearest() -> None:
     assert KernelShapExplainer.check_config({"nsample": 10}) == [
         "config.nsample: unknown KernelShap setting; did you mean 'nsamples'?"
     ]
-    assert set(EXPLAINERS) == {"AnchorTabular", "AnchorText", "KernelShap", "TreeShap"}
+    assert set(EXPLAINERS) == {
+        "AnchorTabular",
+        "AnchorText",
+        "KernelShap",
+        "PermutationShap",
+        "ExactShap",
+        "TreeShap",
+    }
 
 
 def test_kernel_shap_values_add_up_to_the_model_output(rule) -> None:
@@ -103,6 +110,36 @@ def test_kernel_shap_values_add_up_to_the_model_output(rule) -> None:
         np.testing.assert_allclose(np.asarray(e["expected_value"]) + sv.sum(axis=0), e["output"], atol=1e-9)
         np.testing.assert_allclose(e["output"], model.predict_proba(row[None])[0], atol=1e-6)
         assert abs(sv[3, 1]) == np.abs(sv[:, 1]).max()  # support_tickets carries the decision
+
+
+@pytest.mark.parametrize("kind", ["PermutationShap", "ExactShap"])
+def test_permutation_and_exact_shap_add_up_and_find_the_rule(rule, kind: str) -> None:
+    folder, model = rule
+    calls: list[int] = []
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        calls.append(len(x))
+        return model.predict_proba(x)
+
+    explainer = EXPLAINERS[kind]("churn", {"background_size": "20", "seed": "1"})
+    explainer.load(folder, predict)
+    x = np.array([[41, 30, 120.5, 8, 21], [30, 900, 50.0, 1, 3]])
+    explanations = explainer.explain(x)
+    assert len(explanations) == 2 and calls  # whole masked batches, not one row per call
+    assert max(calls) > 1
+    for row, e in zip(x, explanations, strict=True):
+        sv = np.asarray(e["shap_values"])
+        assert sv.shape == (5, 2) and e["feature_names"] == NAMES
+        np.testing.assert_allclose(np.asarray(e["expected_value"]) + sv.sum(axis=0), e["output"], atol=1e-9)
+        np.testing.assert_allclose(e["output"], model.predict_proba(row[None])[0], atol=1e-6)
+        assert abs(sv[3, 1]) == np.abs(sv[:, 1]).max()
+    if kind == "PermutationShap":
+        again = EXPLAINERS[kind]("churn", {"background_size": "20", "seed": "1"})
+        again.load(folder, model.predict_proba)
+        assert again.explain(x[:1]) == explanations[:1]  # the seed fixes the permutations
+        assert explainer.check_config({"max_eval": 10}) == [
+            "config.max_eval: unknown PermutationShap setting; did you mean 'max_evals'?"
+        ]
 
 
 def test_background_artifacts_fail_naming_the_file(tmp_path: Path) -> None:
