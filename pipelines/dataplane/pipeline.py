@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.dataplane.metrics import recorder
-from pipelines.errors import InvalidInput, ISVCError, NotConfigured, UserCodeError
+from pipelines.errors import ColdStartTimeout, InvalidInput, ISVCError, NotConfigured, UserCodeError
 from pipelines.protocol import (
     BinaryBody,
     InferOutput,
@@ -207,6 +207,7 @@ class ModelPipeline:
         output_name: str = "output-0",
         describe: Describe | None = None,
         status: Callable[[], dict[str, Any]] | None = None,
+        describe_timeout_s: float | None = None,
     ) -> None:
         self.name = name
         self._predict = predict
@@ -227,6 +228,9 @@ class ModelPipeline:
         """Learns inputs/outputs/platform on first need (a predictor scaled to zero is not woken
         by the ingress starting, only by a request that needs it)."""
         self._describing: asyncio.Future[None] | None = None
+        self._describe_timeout_s = describe_timeout_s
+        """Bound on one ``describe`` (the cold-start bound): past it the request that needs the
+        metadata is a 503 and the next one asks again, so a lost call cannot stall metadata."""
         self._status = status
 
     async def described(self) -> None:
@@ -238,7 +242,13 @@ class ModelPipeline:
         await asyncio.shield(self._describing)
 
     async def _learn(self, describe: Describe) -> None:
-        d = await describe()
+        try:
+            d = await asyncio.wait_for(describe(), self._describe_timeout_s)
+        except TimeoutError:
+            raise ColdStartTimeout(
+                f"model '{self.name}': the predictor did not describe itself within "
+                f"{self._describe_timeout_s:g}s (isvc.dev/cold-start-timeout); the next request asks again"
+            ) from None
         self.inputs, self.outputs, self.platform, self.output_name = (
             d.inputs,
             d.outputs,

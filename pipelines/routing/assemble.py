@@ -90,6 +90,7 @@ async def assemble(
         version=plan.version,
         describe=describe,
         status=router.to_json,
+        describe_timeout_s=plan.cold_start_timeout_s,
     )
     if plan.explainer is not None:
         assert explainer is not None

@@ -44,11 +44,14 @@ def test_seed_sklearn_isvc_runs_unchanged(
     try:
         deadline = time.monotonic() + 240
         rows = [list(ROW.values()), [25, 2000, 20.0, 0, 1]]
+        last = ""
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"isvc serve exited {proc.returncode}:\n{log.read_text()[-4000:]}")
             try:  # the seed has no transformer: its metadata lists the sklearn model's own tensors
-                meta = httpx.get(f"{cluster.base}/v2/models/churn-classifier", timeout=5).json()
+                got = httpx.get(f"{cluster.base}/v2/models/churn-classifier", timeout=5)
+                last = f"{got.status_code} {got.text[:300]}"
+                meta = got.json()
                 if meta.get("inputs", [{}])[0].get("name") == "input-0":
                     r = httpx.post(
                         f"{cluster.base}/v1/models/churn-classifier:predict",
@@ -57,9 +60,9 @@ def test_seed_sklearn_isvc_runs_unchanged(
                     )
                     if r.status_code == 200:
                         break
-            except (httpx.HTTPError, ValueError, IndexError):
-                pass
-            assert time.monotonic() < deadline, log.read_text()[-4000:]
+            except (httpx.HTTPError, ValueError, IndexError) as exc:
+                last = repr(exc)
+            assert time.monotonic() < deadline, f"last answer: {last}\n" + log.read_text()[-4000:]
             time.sleep(2)
         model = joblib.load(churn_artifacts / "predictor" / "model.joblib")
         assert r.json() == {"predictions": model.predict(np.array(rows)).tolist()}

@@ -188,3 +188,34 @@ async def test_assembly_calls_no_predictor_metadata_is_learnt_on_first_need():
     await pipe.metadata_v2()
     await pipe.metadata_v2()
     assert asked == ["predictor"]
+
+
+async def test_a_describe_that_never_answers_is_a_503_and_the_next_request_asks_again() -> None:
+    import asyncio
+
+    from pipelines.errors import ColdStartTimeout
+
+    class Lost(Factory):
+        """The first metadata call never answers (a call lost while a revision was replaced)."""
+
+        asked = 0
+
+        def __call__(self, node: PredictorNode) -> FakeSink:
+            sink = super().__call__(node)
+            real = sink.metadata
+
+            async def metadata() -> dict[str, Any]:
+                Lost.asked += 1
+                if Lost.asked == 1:
+                    await asyncio.Event().wait()
+                return await real()
+
+            sink.metadata = metadata  # type: ignore[method-assign]
+            return sink
+
+    plan = canary_plan(annotations={"isvc.dev/cold-start-timeout": "0.2s"})
+    pipe = await assemble(plan, Lost())
+    with pytest.raises(ColdStartTimeout, match="did not describe itself within 0.2s"):
+        await pipe.metadata_v2()
+    meta = await pipe.metadata_v2()
+    assert meta["inputs"] == STABLE_META["inputs"] and Lost.asked == 2
