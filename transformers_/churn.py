@@ -118,6 +118,10 @@ class ChurnTransformer(Transformer):
             raise InvalidInput('"instances" must be a non-empty list')
         return self._scale_rows(_rows(instances))
 
+    async def explain_input(self, rows: Any) -> np.ndarray:
+        """An explainer's perturbed rows (``[N, 5]`` in ``FEATURES`` order) scaled at once."""
+        return self._scale_rows(np.asarray(rows, dtype=np.float64))
+
     def _from_v2(self, request: InferRequest) -> np.ndarray:
         if len(request.inputs) == 1:
             x = np.asarray(request.inputs[0].as_numpy(), dtype=np.float64)

@@ -49,14 +49,18 @@ def explained_function(transformer: Any | None, predict: Callable[[Any], Awaitab
 
     Rows are in the caller's features; with a transformer they go through its ``preprocess``
     as a V1 body (``{"instances": [...]}``, as objects keyed by the feature names when the
-    caller sent objects), so an anchor reads ``support_tickets > 5``, not a scaled column.
+    caller sent objects), so an anchor reads ``support_tickets > 5``, not a scaled column —
+    or, when the transformer overrides ``explain_input``, through that, as one array.
     """
     pre = transformer is not None and overrides(transformer, "preprocess")
+    vectorized = transformer is not None and overrides(transformer, "explain_input")
     post = transformer is not None and overrides(transformer, "explain_output")
 
     async def model(rows: np.ndarray, names: list[str] | None = None) -> np.ndarray:
         payload: Any = rows
-        if pre:
+        if vectorized:  # the transformer takes the whole [N, features] batch as it is
+            payload = await call_hook(transformer, "explain_input", rows)
+        elif pre:
             values: list[Any] = rows.tolist()
             if names:
                 values = [dict(zip(names, r, strict=True)) for r in values]

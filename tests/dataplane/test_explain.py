@@ -160,3 +160,31 @@ async def test_past_the_timeout_is_504_and_the_next_request_is_served(churn_arti
         assert r.status_code == 200 and r.json()["explanations"][0]["data"]["anchor"]
         p = await client.post("/v1/models/churn-classifier:predict", json={"instances": [ROW]})
         assert p.status_code == 200
+
+
+async def test_explain_input_is_what_preprocess_gives_for_perturbed_rows(churn_artifacts: Path) -> None:
+    from pipelines.dataplane.explain import explained_function
+    from transformers_.base import Transformer
+    from transformers_.churn import ChurnTransformer
+
+    class ViaV1Bodies(ChurnTransformer):
+        explain_input = Transformer.explain_input  # not overridden: rows reach preprocess as V1
+
+    def loaded(cls: type[ChurnTransformer]) -> ChurnTransformer:
+        t = cls("churn-classifier")
+        t.model_dir = churn_artifacts / "transformer"
+        t.load()
+        return t
+
+    seen: list[np.ndarray] = []
+
+    async def predictor(batch: np.ndarray) -> np.ndarray:
+        seen.append(np.asarray(batch))
+        return np.asarray(batch)[:, :2]
+
+    rows = np.random.default_rng(0).uniform(0, 100, (300, 5))
+    fast = await explained_function(loaded(ChurnTransformer), predictor)(rows, FEATURES)
+    slow = await explained_function(loaded(ViaV1Bodies), predictor)(rows, FEATURES)
+    np.testing.assert_allclose(fast, slow)
+    np.testing.assert_allclose(seen[0], seen[1])  # the predictor got the same scaled rows
+    assert not np.allclose(seen[0], rows)  # and they were scaled
