@@ -21,6 +21,7 @@ from typing import Any
 from pipelines.batching.rows import concat, kind_of, split_rows
 from pipelines.dataplane.metrics import recorder
 from pipelines.errors import ISVCError
+from pipelines.shared_work import call_later_detached, call_soon_detached, detached
 
 __all__ = ["Coalescer"]
 
@@ -68,9 +69,9 @@ class Coalescer:
             # Flush on the next loop turn so requests parsed in this turn ride along.
             if not self._scheduled:
                 self._scheduled = True
-                loop.call_soon(self._flush)
+                call_soon_detached(self._flush)  # the batch belongs to no one request
         elif self._timer is None:
-            self._timer = loop.call_later(self._window_s, self._flush)
+            self._timer = call_later_detached(self._window_s, self._flush)
         return await fut
 
     def _flush(self) -> None:
@@ -86,7 +87,7 @@ class Coalescer:
             groups.setdefault(kind_of(item[0]), []).append(item)
         for group in groups.values():
             self._inflight += 1
-            asyncio.get_running_loop().create_task(self._run(group))
+            detached(self._run(group))
 
     async def _call(self, batch: Any) -> Any:
         recorder().rows("coalesced", self._name, len(batch))
@@ -118,7 +119,7 @@ class Coalescer:
             self._inflight -= 1
             if self._pending and not self._scheduled:
                 self._scheduled = True
-                asyncio.get_running_loop().call_soon(self._flush)
+                call_soon_detached(self._flush)
 
     @staticmethod
     def _fail(group: list[tuple[Any, asyncio.Future[Any]]], exc: BaseException) -> None:

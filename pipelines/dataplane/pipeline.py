@@ -33,6 +33,7 @@ from pipelines.protocol import (
     TensorSpec,
     instances_to_array,
 )
+from pipelines.shared_work import detached
 from transformers_.base import Transformer
 
 __all__ = [
@@ -237,8 +238,14 @@ class ModelPipeline:
         """Fill inputs/outputs/platform/output_name from ``describe`` once (first caller waits)."""
         if self._describe is None:
             return
-        if self._describing is None or (self._describing.done() and self._describing.exception()):
-            self._describing = asyncio.ensure_future(self._learn(self._describe))
+        failed = (
+            self._describing is not None
+            and self._describing.done()
+            and (self._describing.cancelled() or self._describing.exception() is not None)
+        )
+        if self._describing is None or failed:
+            # Shared by every request that needs it: no one request's cancellation may end it.
+            self._describing = detached(self._learn(self._describe))
         await asyncio.shield(self._describing)
 
     async def _learn(self, describe: Describe) -> None:

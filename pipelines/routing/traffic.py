@@ -38,6 +38,7 @@ import pandas as pd
 
 from pipelines.dataplane import REQUEST_INFO
 from pipelines.errors import ColdStartTimeout, InvalidInput, RevisionUnavailable
+from pipelines.shared_work import detached
 
 __all__ = ["Revision", "Shadow", "TrafficRouter", "agreement"]
 
@@ -145,7 +146,7 @@ class Shadow:
         """Queue a copy; never waits: a full queue drops it (counted in ``dropped``)."""
         if self._queue is None:
             self._queue = asyncio.Queue(self.queue_size)
-            self._tasks = [asyncio.ensure_future(self._work()) for _ in range(self.workers)]
+            self._tasks = [detached(self._work()) for _ in range(self.workers)]
         try:
             self._queue.put_nowait((batch, served_out))
         except asyncio.QueueFull:

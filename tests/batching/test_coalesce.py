@@ -127,3 +127,33 @@ async def test_inline_or_thread_passes_exceptions_through():
         with pytest.raises(KeyError):
             await run(boom)
     assert run.inline
+
+
+async def test_a_shared_batch_belongs_to_no_one_request_and_outlives_a_cancelled_one():
+    """Ray Serve cancels a handle call with the request whose context made it; a coalesced call
+    carries other requests' rows, so it runs in no request's context, and cancelling one waiting
+    request leaves the others answered."""
+    import contextvars
+
+    request = contextvars.ContextVar("request", default=None)
+    seen: list[object] = []
+    release = asyncio.Event()
+
+    async def sink(batch):
+        seen.append(request.get())
+        await release.wait()
+        return np.asarray(batch) * 2
+
+    c = Coalescer(sink, window_s=0.002, max_inflight=1)
+
+    async def one(i: int):
+        request.set(f"request {i}")
+        return await c.submit(np.full((1, 2), i, dtype=float))
+
+    tasks = [asyncio.ensure_future(one(i)) for i in range(4)]
+    await asyncio.sleep(0.05)
+    tasks[0].cancel()  # its client went away while the call waited
+    release.set()
+    outs = await asyncio.gather(*tasks[1:])
+    assert [o.tolist() for o in outs] == [[[2.0 * i] * 2] for i in range(1, 4)]
+    assert seen and all(s is None for s in seen)

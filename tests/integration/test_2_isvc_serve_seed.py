@@ -61,7 +61,7 @@ def test_seed_sklearn_isvc_runs_unchanged(
                     if r.status_code == 200:
                         break
             except (httpx.HTTPError, ValueError, IndexError) as exc:
-                last = repr(exc)
+                last = f"{last} ({exc!r})" if isinstance(exc, ValueError) else repr(exc)
             assert time.monotonic() < deadline, f"last answer: {last}\n" + log.read_text()[-4000:]
             time.sleep(2)
         model = joblib.load(churn_artifacts / "predictor" / "model.joblib")

@@ -219,3 +219,36 @@ async def test_a_describe_that_never_answers_is_a_503_and_the_next_request_asks_
         await pipe.metadata_v2()
     meta = await pipe.metadata_v2()
     assert meta["inputs"] == STABLE_META["inputs"] and Lost.asked == 2
+
+
+async def test_metadata_is_learnt_outside_the_request_and_a_cancelled_lookup_is_asked_again() -> None:
+    import asyncio
+    import contextvars
+
+    request = contextvars.ContextVar("request", default=None)
+
+    class Cancelled(Factory):
+        """The first metadata call is cancelled (Ray cancels a call with its request)."""
+
+        asked: list[object] = []
+
+        def __call__(self, node: PredictorNode) -> FakeSink:
+            sink = super().__call__(node)
+            real = sink.metadata
+
+            async def metadata() -> dict[str, Any]:
+                Cancelled.asked.append(request.get())
+                if len(Cancelled.asked) == 1:
+                    raise asyncio.CancelledError
+                return await real()
+
+            sink.metadata = metadata  # type: ignore[method-assign]
+            return sink
+
+    pipe = await assemble(canary_plan(), Cancelled())
+    request.set("request 1")
+    with pytest.raises(asyncio.CancelledError):
+        await pipe.metadata_v2()
+    meta = await pipe.metadata_v2()  # not the cancelled result again
+    assert meta["inputs"] == STABLE_META["inputs"]
+    assert Cancelled.asked == [None, None]  # run in no request's context
