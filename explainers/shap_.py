@@ -28,6 +28,20 @@ __all__ = ["ExactShapExplainer", "KernelShapExplainer", "PermutationShapExplaine
 LINKS = ("identity", "logit")
 
 
+def _link_and_sample(config: dict[str, Any], artifact_dir: Path | None) -> tuple[str, list[str], np.ndarray]:
+    """The configured link (checked), the feature names and ``background_size`` background rows
+    sampled with ``seed`` (shap's ``sample``), as the model-agnostic explainers take them."""
+    import shap
+
+    link = config.get("link", "identity")
+    if link not in LINKS:
+        raise ValueError(f"config.link: expected one of {', '.join(LINKS)}, got {link!r}")
+    background = load_background(artifact_dir)
+    size = min(int(config.get("background_size", 50)), len(background.data))
+    sample = shap.sample(background.data, size, random_state=int(config.get("seed", 0)))
+    return link, background.feature_names, np.asarray(sample)
+
+
 class KernelShapExplainer(Explainer):
     """Model-agnostic SHAP values: ``shap.KernelExplainer`` over a sample of the background data."""
 
@@ -37,16 +51,8 @@ class KernelShapExplainer(Explainer):
     def load(self, artifact_dir: Path | None, predict_fn: PredictFn, model: Any = None) -> None:
         import shap
 
-        link = self.config.get("link", "identity")
-        if link not in LINKS:
-            raise ValueError(f"config.link: expected one of {', '.join(LINKS)}, got {link!r}")
-        background = load_background(artifact_dir)
-        self.feature_names = background.feature_names
-        size = int(self.config.get("background_size", 50))
-        seed = int(self.config.get("seed", 0))
-        sample = shap.sample(background.data, min(size, len(background.data)), random_state=seed)
-        self.link = link
-        self._explainer = shap.KernelExplainer(predict_fn, sample, link=link)
+        self.link, self.feature_names, sample = _link_and_sample(self.config, artifact_dir)
+        self._explainer = shap.KernelExplainer(predict_fn, sample, link=self.link)
         self.ready = True
 
     def explain_one(self, x: np.ndarray, config: dict[str, Any]) -> dict[str, Any]:
@@ -81,21 +87,12 @@ class _MaskedShap(Explainer):
     """shap's model-agnostic explainers that mask features with background rows
     (``shap.maskers.Independent``): their values add up to the model output exactly."""
 
-    _shap_class = ""
-
     def load(self, artifact_dir: Path | None, predict_fn: PredictFn, model: Any = None) -> None:
         import shap
 
-        link = self.config.get("link", "identity")
-        if link not in LINKS:
-            raise ValueError(f"config.link: expected one of {', '.join(LINKS)}, got {link!r}")
-        background = load_background(artifact_dir)
-        self.feature_names = background.feature_names
-        size = min(int(self.config.get("background_size", 50)), len(background.data))
-        sample = shap.sample(background.data, size, random_state=int(self.config.get("seed", 0)))
-        masker = shap.maskers.Independent(sample, max_samples=size)
-        self.link = link
-        self._explainer = self._make(shap, predict_fn, masker, getattr(shap.links, link))
+        self.link, self.feature_names, sample = _link_and_sample(self.config, artifact_dir)
+        masker = shap.maskers.Independent(sample, max_samples=len(sample))
+        self._explainer = self._make(shap, predict_fn, masker, getattr(shap.links, self.link))
         self.ready = True
 
     def _make(self, shap: Any, predict_fn: PredictFn, masker: Any, link: Any) -> Any:
