@@ -26,6 +26,7 @@ from pipelines.routing import (
     served_models,
 )
 from pipelines.settings import slow_settings
+from pipelines.shared_work import detached
 
 __all__ = [
     "ExplainerDeployment",
@@ -226,6 +227,7 @@ class RoutedIngressDeployment:
         self.plan = plan
         self.transformer = await load_transformer(plan) if plan.transformer else None
         self.router = TrafficRouter([])
+        self.router.on_unavailable = lambda rev: self._watch_readiness()
         self._sinks: dict[str, Any] = {}
         self._submits: dict[str, Any] = {}
         self._watch: asyncio.Task[None] | None = None
@@ -306,8 +308,13 @@ class RoutedIngressDeployment:
             ", ".join(f"{r.tag}={r.name} {r.percent:g}%" for r in revs),
             f"; shadow {shadow.served} -> {shadow.target.name}" if shadow else "",
         )
+        self._watch_readiness()
+
+    def _watch_readiness(self) -> None:
+        """Start the readiness watcher unless it runs (after a table change, or when a revision
+        was marked not ready: without this it stayed out of the weights until the next step)."""
         if self._watch is None or self._watch.done():
-            self._watch = asyncio.ensure_future(self._wait_ready())
+            self._watch = detached(self._wait_ready())
 
     async def _wait_ready(self) -> None:
         """Mark revisions ready once their application is RUNNING (asks the controller, not them)."""

@@ -196,6 +196,9 @@ class TrafficRouter:
         self._rand = rand
         self.revisions: tuple[Revision, ...] = ()
         self.shadow: Shadow | None = None
+        self.on_unavailable: Callable[[Revision], None] | None = None
+        """Called with a revision just marked not ready (its deployment was gone), so whoever
+        watches readiness looks again: the revision gets weighted traffic back once it is up."""
         if revisions:  # empty: the table comes later (a routed ingress's user_config)
             self.set_revisions(revisions, shadow)
 
@@ -240,12 +243,14 @@ class TrafficRouter:
             out = await rev.call(batch)
         except RevisionUnavailable:
             rev.ready = False
+            if self.on_unavailable is not None:
+                self.on_unavailable(rev)
             others = [r for r in self.revisions if r is not rev and r.ready] or [
                 r for r in self.revisions if r is not rev
             ]
             if forced or not others:
                 raise
-            logger.info("revision %s is gone; request retried on %s", rev.name, others[0].name)
+            logger.warning("revision %s is gone; request retried on %s", rev.name, others[0].name)
             rev = max(others, key=lambda r: r.percent)
             out = await rev.call(batch)
         if info is not None:

@@ -85,9 +85,11 @@ async def test_a_gone_revision_is_retried_on_the_other_and_marked_down() -> None
 
     revs = [Revision("prev", "v1", 100, gone), Revision("latest", "v2", 0, answering(0.2, calls, "v2"))]
     router = TrafficRouter(revs)
+    down: list[str] = []
+    router.on_unavailable = lambda rev: down.append(rev.name)  # the ingress re-watches readiness
     out = await router.predict(np.ones((2, 3)))
     assert out.shape == (2, 2) and calls == ["v1-gone", "v2"]
-    assert revs[0].ready is False
+    assert revs[0].ready is False and down == ["v1"]
     await router.predict(np.ones((1, 3)))  # v1 is down now: v2 serves (the only one up)
     assert calls[-1] == "v2"
 
