@@ -72,19 +72,10 @@ async def _load(
     import httpx
 
     from pipelines.dataplane import create_app, load_predictor, load_transformer
-    from pipelines.plan import PredictorNode, ServicePlan, TransformerNode
     from pipelines.routing import LocalSink, assemble, served_models
+    from tests.helpers import churn_plan
 
-    plan = ServicePlan(
-        name="churn-classifier",
-        namespace="ml-serving",
-        predictor=PredictorNode(
-            runtime="sklearn", storage_uri=str(artifacts / "predictor"), args={"method": "predict_proba"}
-        ),
-        transformer=TransformerNode(
-            class_path="transformers_.churn:ChurnTransformer", storage_uri=str(artifacts / "transformer")
-        ),
-    )
+    plan = churn_plan(artifacts)
     if fake:
         pipe = await assemble(plan, lambda node: LocalSink(FakePredictor()), passthrough(plan.name))
         body = json.dumps({"instances": [list(ROW.values())]}).encode()
