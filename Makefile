@@ -10,7 +10,7 @@ RAY_TMPDIR ?= /tmp/isvc-ray
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 # isvc's Ray Serve settings, one place: pipelines/serve.env (KEY=VALUE); a value already in
 # the environment wins.
-SERVE_ENV := $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*=.*\)$$/\1/p' pipelines/serve.env)
+SERVE_ENV := $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*=.*\)$$/\1/p' pipelines/serve.env)
 $(foreach kv,$(SERVE_ENV),$(eval export $(firstword $(subst =, ,$(kv))) ?= $(word 2,$(subst =, ,$(kv)))))
 
 .PHONY: install bytecode artifacts serve serve-collocated serve-sentiment test test-unit test-integration lint bench clean

@@ -318,8 +318,20 @@ stays at 1); its batcher holds each request ~100 ms, so load shows up as ongoing
 
 
 def predictor_replicas(cluster: Any, app: str, states: tuple[str, ...] = ("RUNNING",)) -> int:
+    return len(predictor_pids(cluster, app, states))
+
+
+def predictor_pids(cluster: Any, app: str, states: tuple[str, ...] = ("RUNNING",)) -> list[int]:
     dep = (serve_status(cluster).get(app) or {}).get("deployments", {}).get("predictor") or {}
-    return sum(1 for r in dep.get("replicas") or [] if r.get("state") in states)
+    return [int(r.get("pid") or 0) for r in dep.get("replicas") or [] if r.get("state") in states]
+
+
+def started_before(pids: list[int], wall: float) -> bool:
+    """Whether every process in ``pids`` (on this machine) was started before ``wall``: a
+    replica on a warm worker (pipelines/_ray/warm.py) runs in a process older than its request."""
+    import psutil
+
+    return bool(pids) and all(psutil.Process(pid).create_time() < wall for pid in pids)
 
 
 _LOG_TIME = re.compile(r"^\w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
@@ -371,7 +383,9 @@ def scale_to_zero(cluster: Any, max_load_s: float = 120.0, logs: Path | None = N
     out["cold_status"] = r.status_code
     if logs is not None:
         out["cold_start_phases"] = cold_start_phases(logs, wall)
-    out["after_cold_replicas"] = predictor_replicas(cluster, app)
+    pids = predictor_pids(cluster, app)
+    out["after_cold_replicas"] = len(pids)
+    out["cold_on_warm_worker"] = started_before(pids, wall)
     peak = started_peak = 0
     with Load(cluster.base, 12) as load:
         started = time.monotonic()
@@ -428,7 +442,8 @@ def render(rollout_res: dict[str, Any], zero: dict[str, Any]) -> str:
         "## Scale to zero (predictor minReplicas 0, maxReplicas 3, scaleTarget 1, short Knative delays)",
         f"- idle → zero replicas: {zero['idle_to_zero_s']:.1f} s",
         f"- zero → first answer (cold start, model in the node cache): {zero['cold_start_s']:.2f} s "
-        f"(HTTP {zero['cold_status']}; goal ≤ 5 s: {'PASS' if zero['cold_start_s'] <= 5 else 'FAIL'})",
+        f"(HTTP {zero['cold_status']}; goal ≤ 5 s: {'PASS' if zero['cold_start_s'] <= 5 else 'FAIL'}; "
+        f"replica on a warm worker: {'yes' if zero['cold_on_warm_worker'] else 'no'})",
         "  - phases, seconds after the request (Ray Serve's logs): "
         + ", ".join(f"{k} +{v:.2f}" for k, v in (zero.get("cold_start_phases") or {}).items()),
         f"- under load (c=12): {zero['peak_replicas']} replicas after {zero['scale_up_s']:.1f} s, "

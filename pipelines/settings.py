@@ -12,7 +12,15 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["FAST_SETTINGS", "GRPC_LIMIT_VAR", "SERVE_ENV", "SERVE_ENV_FILE", "serve_env", "slow_settings"]
+__all__ = [
+    "FAST_SETTINGS",
+    "GRPC_LIMIT_VAR",
+    "PRELOAD_VAR",
+    "SERVE_ENV",
+    "SERVE_ENV_FILE",
+    "serve_env",
+    "slow_settings",
+]
 
 SERVE_ENV_FILE = Path(__file__).with_name("serve.env")
 
@@ -32,8 +40,11 @@ SERVE_ENV: dict[str, str] = _read(SERVE_ENV_FILE)
 
 GRPC_LIMIT_VAR = "RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH"
 
-FAST_SETTINGS = tuple(k for k in SERVE_ENV if k != GRPC_LIMIT_VAR)
-"""The settings whose absence costs speed (the ingress says so once)."""
+PRELOAD_VAR = "RAY_preload_python_modules"
+"""What Ray workers import before they take work: a list the user may extend (not checked)."""
+
+FAST_SETTINGS = tuple(k for k in SERVE_ENV if k not in (GRPC_LIMIT_VAR, PRELOAD_VAR))
+"""The settings whose absence costs request speed (the ingress says so once)."""
 
 
 def serve_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -10,6 +10,7 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from pipelines._ray.warm import WarmWorkers
 from pipelines.batching import Failure, InlineOrThread, predict_many
 from pipelines.dataplane import create_app, load_predictor, load_transformer, predictor_metadata
 from pipelines.dataplane.explain import load_explainer
@@ -185,6 +186,9 @@ class IngressDeployment:
 
         explainer_sink = HandleExplainerSink(explainer) if explainer is not None else None
         self.pipeline = await assemble(plan, make_sink, self.transformer, explainer_sink)
+        self.warm = WarmWorkers()
+        if not plan.ingress.collocated and any(n.scaling.min_replicas == 0 for n in plan.predictors()):
+            self.warm.start()  # the first request after idle starts a replica: keep a worker ready
         slow = slow_settings()
         if slow:
             logger.warning(
@@ -232,6 +236,7 @@ class RoutedIngressDeployment:
         self._submits: dict[str, Any] = {}
         self._watch: asyncio.Task[None] | None = None
         self._counter: Any = None
+        self.warm = WarmWorkers()
         self.explainer = SwitchableExplainerSink() if plan.explainer is not None else None
         self.pipeline = await assemble(
             plan,
@@ -284,6 +289,8 @@ class RoutedIngressDeployment:
             except (KeyError, TypeError, ValueError) as exc:
                 raise ValueError(f"user_config.predictors[{i}]: needs app, tag and percent ({exc})") from exc
             cold = self.plan.cold_start_timeout_s if entry.get("scalesToZero") else None
+            if cold is not None:
+                self.warm.start()  # a worker ready for the replica the first request after idle starts
             ready = known[app].ready if app in known else False
             revs.append(Revision(tag, app, percent, self._sink(app), ready=ready, cold_start_s=cold))
         shadow = None

@@ -6,6 +6,8 @@ Ray is imported only to ask the connected cluster whether it has GPUs (:func:`cl
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from pipelines.plan import Resources, Scaling
@@ -17,6 +19,7 @@ __all__ = [
     "POOL_LABEL",
     "SCALE_FROM_ZERO_METRICS_INTERVAL_S",
     "cluster_gpus",
+    "cluster_has_grpc_limit",
     "deployment_options",
     "gpus_or_cpu",
 ]
@@ -41,6 +44,19 @@ CPU_REPLICA_SELECTOR = {POOL_LABEL: "!gpu"}
 """``ray_actor_options.label_selector`` of every replica that asks for no GPU: any node but one
 labelled ``isvc.dev/pool=gpu``. A node without the label matches, so an unlabelled cluster (a
 laptop's ``ray start --head``, ``serve run``) schedules everything as before."""
+
+
+def cluster_has_grpc_limit(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this process runs inside a Ray cluster started with isvc's gRPC message limit.
+
+    Serve builds an application from a config file in a task on the cluster, whose environment
+    is the one every replica of that node inherits; before ``ray.init`` (the import-path form)
+    nothing is known, and the answer is no.
+    """
+    import ray
+
+    env = os.environ if environ is None else environ
+    return ray.is_initialized() and env.get(GRPC_LIMIT_VAR) == SERVE_ENV[GRPC_LIMIT_VAR]
 
 
 def cluster_gpus() -> float | None:
@@ -95,8 +111,11 @@ def deployment_options(
 ) -> dict[str, Any]:
     """``.options(...)`` of one deployment.
 
-    Every replica also gets the raised gRPC message limit in its ``runtime_env`` so that big
-    requests cross the ingress → predictor hop however the cluster was started. A GPU request
+    A replica gets the raised gRPC message limit in its ``runtime_env`` so that big requests
+    cross the ingress → predictor hop however the cluster was started — unless the cluster
+    already runs with it (:func:`cluster_has_grpc_limit`) and the node has no container ``env``:
+    a replica without a ``runtime_env`` of its own can start on a warm Ray worker
+    (:mod:`pipelines._ray.warm`), ~4 s sooner than on a new one. A GPU request
     is dropped, with one log line, when the connected cluster has no GPU at all
     (:func:`gpus_or_cpu`); ``deployment`` names the deployment in that line. A replica without
     a GPU stays off nodes labelled ``isvc.dev/pool=gpu`` (:data:`CPU_REPLICA_SELECTOR`).
@@ -146,6 +165,7 @@ def deployment_options(
         actor["label_selector"] = dict(CPU_REPLICA_SELECTOR)
     if resources.memory_bytes:
         actor["memory"] = resources.memory_bytes
-    actor["runtime_env"] = {"env_vars": {GRPC_LIMIT_VAR: SERVE_ENV[GRPC_LIMIT_VAR], **(env or {})}}
+    if env or not cluster_has_grpc_limit():
+        actor["runtime_env"] = {"env_vars": {GRPC_LIMIT_VAR: SERVE_ENV[GRPC_LIMIT_VAR], **(env or {})}}
     opts["ray_actor_options"] = actor
     return opts

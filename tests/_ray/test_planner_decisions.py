@@ -178,3 +178,22 @@ def test_every_runtime_alias_imports(alias: str):
     assert inspect.isclass(cls)
     assert cls is load_predictor_class(RUNTIME_ALIASES[alias])
     assert callable(getattr(cls, "load", None)) and callable(getattr(cls, "predict", None))
+
+
+def test_a_replica_in_a_cluster_that_has_the_limit_gets_no_runtime_env(monkeypatch: pytest.MonkeyPatch):
+    """No ``runtime_env`` of its own, so Ray may start it on a warm worker (pipelines/_ray/warm.py);
+    the replica inherits the limit from the node. Container ``env`` still needs a runtime_env."""
+    import ray
+
+    plan = plan_of()
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)  # as inside Serve's build task
+    monkeypatch.setenv(GRPC_LIMIT_VAR, read_serve_env()[GRPC_LIMIT_VAR])
+    opts = deployment_options(plan.predictor.scaling, plan.predictor.resources)
+    assert "runtime_env" not in opts["ray_actor_options"]
+    with_env = deployment_options(plan.predictor.scaling, plan.predictor.resources, env={"A": "1"})
+    assert with_env["ray_actor_options"]["runtime_env"]["env_vars"]["A"] == "1"
+    monkeypatch.setenv(GRPC_LIMIT_VAR, "4194304")  # a cluster started with Ray's own limit
+    opts = deployment_options(plan.predictor.scaling, plan.predictor.resources)
+    assert opts["ray_actor_options"]["runtime_env"]["env_vars"] == {
+        GRPC_LIMIT_VAR: read_serve_env()[GRPC_LIMIT_VAR]
+    }
