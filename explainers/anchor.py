@@ -48,10 +48,13 @@ class AnchorTabularExplainer(Explainer):
         if artifact_dir is not None and (Path(artifact_dir) / "explainer.dill").is_file():
             self._explainer = _saved(Path(artifact_dir), predict_fn)
             self.feature_names = [str(n) for n in self._explainer.feature_names]
+            saved = getattr(self._explainer, "categorical_names", None) or {}
+            self.categorical_names = {int(k): [str(v) for v in vs] for k, vs in saved.items()}
             self.ready = True
             return
         background = load_background(artifact_dir)
         self.feature_names = background.feature_names
+        self.categorical_names = background.categorical_names
         seed = self.config.get("seed")
         self._explainer = AnchorTabular(
             predict_fn,

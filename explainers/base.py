@@ -61,6 +61,9 @@ class Explainer:
         if problems:
             raise ValueError("; ".join(problems))
         self.config = self.normalise(config or {})
+        self.categorical_names: dict[int, list[str]] = {}
+        """Categorical columns' values by column index (from the artifacts): the explainer sees
+        their codes, requests send the values (see :mod:`explainers.data`)."""
         self.ready = False
 
     @classmethod

@@ -28,8 +28,8 @@ __all__ = ["ExactShapExplainer", "KernelShapExplainer", "PermutationShapExplaine
 LINKS = ("identity", "logit")
 
 
-def _link_and_sample(config: dict[str, Any], artifact_dir: Path | None) -> tuple[str, list[str], np.ndarray]:
-    """The configured link (checked), the feature names and ``background_size`` background rows
+def _link_and_sample(config: dict[str, Any], artifact_dir: Path | None) -> tuple[str, Background, np.ndarray]:
+    """The configured link (checked), the background data and ``background_size`` of its rows
     sampled with ``seed`` (shap's ``sample``), as the model-agnostic explainers take them."""
     import shap
 
@@ -39,7 +39,7 @@ def _link_and_sample(config: dict[str, Any], artifact_dir: Path | None) -> tuple
     background = load_background(artifact_dir)
     size = min(int(config.get("background_size", 50)), len(background.data))
     sample = shap.sample(background.data, size, random_state=int(config.get("seed", 0)))
-    return link, background.feature_names, np.asarray(sample)
+    return link, background, np.asarray(sample)
 
 
 class KernelShapExplainer(Explainer):
@@ -51,7 +51,8 @@ class KernelShapExplainer(Explainer):
     def load(self, artifact_dir: Path | None, predict_fn: PredictFn, model: Any = None) -> None:
         import shap
 
-        self.link, self.feature_names, sample = _link_and_sample(self.config, artifact_dir)
+        self.link, background, sample = _link_and_sample(self.config, artifact_dir)
+        self.feature_names, self.categorical_names = background.feature_names, background.categorical_names
         self._explainer = shap.KernelExplainer(predict_fn, sample, link=self.link)
         self.ready = True
 
@@ -90,7 +91,8 @@ class _MaskedShap(Explainer):
     def load(self, artifact_dir: Path | None, predict_fn: PredictFn, model: Any = None) -> None:
         import shap
 
-        self.link, self.feature_names, sample = _link_and_sample(self.config, artifact_dir)
+        self.link, background, sample = _link_and_sample(self.config, artifact_dir)
+        self.feature_names, self.categorical_names = background.feature_names, background.categorical_names
         masker = shap.maskers.Independent(sample, max_samples=len(sample))
         self._explainer = self._make(shap, predict_fn, masker, getattr(shap.links, self.link))
         self.ready = True
@@ -187,6 +189,7 @@ class TreeShapExplainer(Explainer):
             if background is not None
             else [str(c) for c in getattr(estimator, "feature_names_in_", [f"feature_{i}" for i in range(n)])]
         )
+        self.categorical_names = background.categorical_names if background is not None else {}
         self.model_output = output
         self.ready = True
 

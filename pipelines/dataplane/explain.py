@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from explainers import Explainer
+from explainers.data import decode
 from pipelines.dataplane.pipeline import call_hook, overrides, to_batch
 from pipelines.errors import InvalidInput, ISVCError, PredictorError, RequestTimeout
 from pipelines.plan import ServicePlan
@@ -40,8 +41,9 @@ __all__ = ["ExplainRunner", "ModelFn", "explained_function", "load_explainer"]
 
 logger = logging.getLogger("isvc.explain")
 
-ModelFn = Callable[[np.ndarray, "list[str] | None"], Coroutine[Any, Any, np.ndarray]]
-"""``(rows in the caller's features, their names when the caller sent objects) -> the explained output``."""
+ModelFn = Callable[..., Coroutine[Any, Any, np.ndarray]]
+"""``(rows in the caller's features, their names when the caller sent objects, categorical
+columns' values by index) -> the explained output``."""
 
 
 def explained_function(transformer: Any | None, predict: Callable[[Any], Awaitable[Any]]) -> ModelFn:
@@ -51,17 +53,21 @@ def explained_function(transformer: Any | None, predict: Callable[[Any], Awaitab
     as a V1 body (``{"instances": [...]}``, as objects keyed by the feature names when the
     caller sent objects), so an anchor reads ``support_tickets > 5``, not a scaled column —
     or, when the transformer overrides ``explain_input``, through that, as one array.
+    Categorical columns reach ``preprocess`` as their values (``"premium"``), as the caller sent
+    them; ``explain_input`` and a predictor without a transformer get their codes.
     """
     pre = transformer is not None and overrides(transformer, "preprocess")
     vectorized = transformer is not None and overrides(transformer, "explain_input")
     post = transformer is not None and overrides(transformer, "explain_output")
 
-    async def model(rows: np.ndarray, names: list[str] | None = None) -> np.ndarray:
+    async def model(
+        rows: np.ndarray, names: list[str] | None = None, categories: dict[int, list[str]] | None = None
+    ) -> np.ndarray:
         payload: Any = rows
         if vectorized:  # the transformer takes the whole [N, features] batch as it is
             payload = await call_hook(transformer, "explain_input", rows)
         elif pre:
-            values: list[Any] = rows.tolist()
+            values: list[Any] = decode(rows, categories) if categories else rows.tolist()
             if names:
                 values = [dict(zip(names, r, strict=True)) for r in values]
             payload = await call_hook(transformer, "preprocess", {"instances": values}, {})
@@ -121,6 +127,7 @@ class ExplainRunner:
         return {
             "type": self.explainer.kind,
             "feature_names": list(self.explainer.feature_names),
+            "categorical_names": {str(k): list(v) for k, v in self.explainer.categorical_names.items()},
             "text": self.explainer.text,
         }
 
@@ -143,11 +150,12 @@ class ExplainRunner:
         call.model_calls += 1
         call.model_rows += len(rows)
         names = list(self.explainer.feature_names) if call.as_objects else None
+        cats = self.explainer.categorical_names
         if self._in_worker:
             if self._worker_loop is None:
                 self._worker_loop = asyncio.new_event_loop()
-            return self._worker_loop.run_until_complete(self._model(rows, names))
-        future = asyncio.run_coroutine_threadsafe(self._model(rows, names), self._loop)
+            return self._worker_loop.run_until_complete(self._model(rows, names, cats))
+        future = asyncio.run_coroutine_threadsafe(self._model(rows, names, cats), self._loop)
         return future.result()
 
     async def explain(

@@ -21,22 +21,37 @@ from typing import Any
 import numpy as np
 
 from explainers import Explainer
+from explainers.data import encode
 from pipelines.dataplane.metrics import recorder
 from pipelines.dataplane.pipeline import model_metadata
 from pipelines.errors import InvalidInput, ModelNotReady, RequestTimeout
 from pipelines.protocol import BinaryBody, InferOutput, InferRequest, InferResponse
 
-__all__ = ["DEFAULT_EXPLAIN_TIMEOUT_S", "ExplainerModel", "Explanations", "instances_to_rows", "texts_of"]
+__all__ = [
+    "DEFAULT_EXPLAIN_TIMEOUT_S",
+    "ExplainerModel",
+    "Explanations",
+    "encode_row",
+    "instances_to_rows",
+    "texts_of",
+]
 
 DEFAULT_EXPLAIN_TIMEOUT_S = 60.0
 """An explanation's time limit when ``spec.explainer.timeout`` is unset (504 past it)."""
 
 
-def instances_to_rows(instances: Any, feature_names: list[str]) -> tuple[np.ndarray, bool]:
+def instances_to_rows(
+    instances: Any, feature_names: list[str], categorical: dict[int, list[str]] | None = None
+) -> tuple[np.ndarray, bool]:
     """V1 ``instances`` → float64 rows in ``feature_names`` order, and whether they were objects.
+
+    A categorical feature (``categorical``: column index → its values) takes one of its values,
+    as the caller's model gets it, and becomes its code.
 
     >>> instances_to_rows([{"b": 2, "a": 1}], ["a", "b"])
     (array([[1., 2.]]), True)
+    >>> instances_to_rows([[3, "premium"]], ["a", "plan"], {1: ["basic", "premium"]})
+    (array([[3., 1.]]), False)
     >>> instances_to_rows([[1, 2, 3]], ["a", "b"])
     Traceback (most recent call last):
     ...
@@ -63,14 +78,35 @@ def instances_to_rows(instances: Any, feature_names: list[str]) -> tuple[np.ndar
             values = list(inst)
         else:
             raise InvalidInput(f"instances[{i}] must be an object or a list of {len(feature_names)} numbers")
-        try:
-            row = [float(v) for v in values]
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"instances[{i}]: every explained feature must be a number ({exc})") from exc
-        if not np.isfinite(row).all():
-            raise InvalidInput(f"instances[{i}]: features must be finite numbers")
-        rows.append(row)
+        rows.append(encode_row(values, feature_names, categorical or {}, f"instances[{i}]"))
     return np.asarray(rows, dtype=np.float64), as_objects
+
+
+def encode_row(
+    values: list[Any], names: list[str], categorical: dict[int, list[str]], where: str
+) -> list[float]:
+    """One row's values as the explainer's numbers: a categorical value as its code, the rest as
+    finite floats; an error names ``where`` and the feature."""
+    row = []
+    for j, value in enumerate(values):
+        if j in categorical:
+            code = encode(value, categorical[j])
+            if code is None:
+                raise InvalidInput(
+                    f"{where}.{names[j]}: {value!r} is not one of its values ({', '.join(categorical[j])})"
+                )
+            row.append(code)
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(
+                f"{where}.{names[j]}: every explained feature must be a number ({exc})"
+            ) from exc
+        if not np.isfinite(number):
+            raise InvalidInput(f"{where}.{names[j]}: features must be finite numbers")
+        row.append(number)
+    return row
 
 
 def texts_of(instances: Any, where: str = "instances") -> np.ndarray:
@@ -106,6 +142,7 @@ class Explanations:
         self.explainer_cls = explainer_cls
         self.timeout_s = timeout_s or DEFAULT_EXPLAIN_TIMEOUT_S
         self.feature_names: list[str] | None = None
+        self.categorical_names: dict[int, list[str]] = {}
         self.ready_task: asyncio.Future[None] | None = None
 
     @property
@@ -115,6 +152,7 @@ class Explanations:
     async def wait_ready(self) -> None:
         """Ask the explainer what it explains (it answers once loaded)."""
         info = await self.sink.info()
+        self.categorical_names = {int(k): list(v) for k, v in (info.get("categorical_names") or {}).items()}
         self.feature_names = list(info["feature_names"])
 
     def parameters(self, raw: Any, where: str = "parameters") -> dict[str, Any]:
@@ -168,7 +206,9 @@ class Explanations:
         if self.explainer_cls.text:
             rows, as_objects = texts_of(body.get("instances")), False
         else:
-            rows, as_objects = instances_to_rows(body.get("instances"), self.feature_names)
+            rows, as_objects = instances_to_rows(
+                body.get("instances"), self.feature_names, self.categorical_names
+            )
         return {"explanations": await self.explain_rows(rows, params, as_objects)}
 
 
@@ -237,13 +277,10 @@ class ExplainerModel:
             cols = [np.asarray(request.get_input(n).as_numpy()).reshape(-1) for n in names]
             if len({len(c) for c in cols}) != 1:
                 raise InvalidInput("every feature input must have the same number of rows")
-        try:
-            rows = np.column_stack(cols).astype(np.float64)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"inputs: every explained feature must be numeric ({exc})") from exc
-        if not np.isfinite(rows).all():
-            raise InvalidInput("inputs: features must be finite numbers")
-        return rows
+        cats = self.explanations.categorical_names
+        table = [[v.decode() if isinstance(v, bytes) else v for v in row] for row in zip(*cols, strict=True)]
+        rows = [encode_row(list(r), names, cats, f"inputs (row {i})") for i, r in enumerate(table)]
+        return np.asarray(rows, dtype=np.float64)
 
     async def infer_v2(self, request: InferRequest, headers: dict[str, str]) -> dict[str, Any] | BinaryBody:
         if not self.explanations.ready:

@@ -85,7 +85,7 @@ async def test_parameters_override_config_per_request_and_are_checked(churn_arti
         ([{"age": 1}], "instances[0] is missing tenure_days"),
         ([ROW, [1, 2, 3]], "instances[1]: mix of objects and lists"),
         ([[1, 2, 3]], "instances[0] has 3 values, expected 5"),
-        ([{**ROW, "age": "old"}], "instances[0]: every explained feature must be a number"),
+        ([{**ROW, "age": "old"}], "instances[0].age: every explained feature must be a number"),
         ([], '"instances" is empty'),
     ],
 )

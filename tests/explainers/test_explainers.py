@@ -145,9 +145,24 @@ def test_permutation_and_exact_shap_add_up_and_find_the_rule(rule, kind: str) ->
 def test_background_artifacts_fail_naming_the_file(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="no background data"):
         load_background(tmp_path)
-    (tmp_path / "background.csv").write_text("a,b\n1,x\n")
-    with pytest.raises(StorageError, match="background.csv: background data must be numeric"):
+    (tmp_path / "background.npy").write_bytes(b"")
+    with pytest.raises(StorageError, match="background.npy: cannot read background data"):
         load_background(tmp_path)
+    (tmp_path / "background.npy").unlink()
+    np.save(tmp_path / "background.npy", np.array([["1", "x"]]))
+    with pytest.raises(StorageError, match="background.npy: background data must be numeric"):
+        load_background(tmp_path)
+    (tmp_path / "background.npy").unlink()
+    (tmp_path / "background.csv").write_text("a,b\n1,y\n2,x\n")  # a string column is categorical
+    loaded = load_background(tmp_path)
+    assert loaded.categorical_names == {1: ["x", "y"]} and loaded.data.tolist() == [[1, 1], [2, 0]]
+    (tmp_path / "metadata.json").write_text(json.dumps({"categorical_names": {"1": ["y"]}}))
+    with pytest.raises(StorageError, match="column 'b' holds 'x', not among its categorical_names"):
+        load_background(tmp_path)
+    (tmp_path / "metadata.json").write_text(json.dumps({"categorical_names": {"0": ["p", "q"]}}))
+    with pytest.raises(StorageError, match=r"column 0 \(a\) is categorical; its codes must be 0..1"):
+        load_background(tmp_path)
+    (tmp_path / "metadata.json").unlink()
     (tmp_path / "background.csv").write_text("a,b\n1,2\n3,4\n")
     assert load_background(tmp_path).feature_names == ["a", "b"]
     (tmp_path / "metadata.json").write_text("{not json")
