@@ -111,6 +111,8 @@ class StepCounts:
     failed: Counter[str] = field(default_factory=Counter)
     tags: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    per_second: dict[int, Counter[str]] = field(default_factory=dict)
+    """Answered requests by wall-clock second and side, to trace a skewed split afterwards."""
 
     @property
     def failures(self) -> int:
@@ -148,7 +150,9 @@ class Load:
                 continue
             if 200 <= r.status_code < 300:
                 counts.ok += 1
-                counts.tags[r.headers.get("isvc-tag", "?")] += 1
+                tag = r.headers.get("isvc-tag", "?")
+                counts.tags[tag] += 1
+                counts.per_second.setdefault(int(time.time()), Counter())[tag] += 1
             else:
                 counts.failed[f"HTTP {r.status_code}: {r.text[:120]}"] += 1
 
@@ -277,6 +281,9 @@ def rollout(
                     "latest_share": 100 * tags["latest"] / sum(tags.values()),
                 }
                 results["split"]["requests"] = sum(tags.values())
+                results["split"]["latest_per_second"] = [  # [unix second, latest, all]
+                    [t, c["latest"], sum(c.values())] for t, c in sorted(load.current.per_second.items())
+                ]
             if kwargs.get("shadow") and results["shadow"] is None:
                 results["shadow"] = httpx.get(cluster.base + STATUS, timeout=5).json().get("shadow")
         load.mark("old applications drained")

@@ -108,6 +108,19 @@ def ingress_app(plan: ServicePlan, pipeline: Any) -> Any:
     )
 
 
+def isvc_logs_in_replica_log() -> None:
+    """isvc's own loggers (``isvc.*``) write into this replica's Serve log at INFO, beside Ray's
+    lines: traffic tables, revisions up or gone, warm workers. Without this they reached no file
+    below WARNING, and a canary split could not be traced afterwards."""
+    isvc, serve_logger = logging.getLogger("isvc"), logging.getLogger("ray.serve")
+    if isvc.handlers or not serve_logger.handlers:
+        return
+    for handler in serve_logger.handlers:
+        isvc.addHandler(handler)
+    isvc.setLevel(logging.INFO)
+    isvc.propagate = False
+
+
 def lowest_cpu_priority() -> None:
     """Every thread of this process (and those it starts later) gets the CPU only when nothing
     else wants it: Linux ``SCHED_IDLE``, else ``nice 19``. An explainer replica does this, so on a
@@ -175,6 +188,7 @@ class IngressDeployment:
         from pipelines._ray.sinks import HandleExplainerSink, HandleSink
 
         install()
+        isvc_logs_in_replica_log()
         self.plan = plan
         self.transformer = await load_transformer(plan) if plan.transformer else None
         by_name = dict(zip([n.deployment for n in plan.predictors()], handles, strict=False))
@@ -228,6 +242,7 @@ class RoutedIngressDeployment:
         from pipelines._ray.sinks import SwitchableExplainerSink
 
         install()
+        isvc_logs_in_replica_log()
         self.plan = plan
         self.transformer = await load_transformer(plan) if plan.transformer else None
         self.router = TrafficRouter([])
