@@ -60,6 +60,7 @@ class PredictorDeployment:
         from pipelines._ray.metrics import install
 
         install()
+        isvc_logs_in_replica_log()
         self.name = name
         self.predictor = load_predictor(name, node)
         self._run = InlineOrThread()
@@ -155,6 +156,7 @@ class ExplainerDeployment:
             if plan.explainer.model_access == "deployment":  # a routed layout: the stable revision's app
                 predictor = serve.get_deployment_handle("predictor", predictor_app, _check_exists=False)
         lowest_cpu_priority()
+        isvc_logs_in_replica_log()
         self.name = plan.name
         self.runner = await load_explainer(plan, HandleSink(predictor) if predictor is not None else None)
         logger.info("explainer %s for %s ready", self.runner.explainer.kind, plan.name)
