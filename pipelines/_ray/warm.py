@@ -114,9 +114,16 @@ class WarmWorkers:
             self._task = detached(self._run())
 
     async def _run(self) -> None:
+        warned = False
         while True:
             try:
                 await asyncio.to_thread(self.top_up)
             except Exception as exc:  # noqa: BLE001 - a cold start is only slower without it
-                logger.warning("isvc: cannot keep a warm Ray worker (%s); cold starts take longer", exc)
+                log = logger.debug if warned else logger.warning
+                log(
+                    "isvc: cannot keep a warm Ray worker (%s: %s); cold starts take longer",
+                    type(exc).__name__,
+                    str(exc).splitlines()[0] if str(exc) else "",
+                )
+                warned = True
             await asyncio.sleep(self.every_s)
