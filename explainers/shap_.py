@@ -98,7 +98,8 @@ class _MaskedShap(Explainer):
         self.ready = True
 
     def _make(self, shap: Any, predict_fn: PredictFn, masker: Any, link: Any) -> Any:
-        raise NotImplementedError
+        """Override: the shap explainer object (every concrete subclass below does)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _make()")
 
     def _call_args(self, config: dict[str, Any]) -> dict[str, Any]:
         return {}

@@ -76,13 +76,14 @@ class Transformer:
         """Override (optional): the predictor's input for a batch of rows in the caller's features.
 
         ``rows`` is ``[N, features]`` float64 in the explainer's feature order (the background
-        data's columns). An explainer evaluates thousands of perturbed rows per explanation;
-        without this hook each batch reaches ``preprocess`` as a V1 body (``{"instances": [...]}``,
+        data's columns); a categorical column holds its codes (see :mod:`explainers.data`).
+        An explainer evaluates thousands of perturbed rows per explanation; without this
+        hook each batch reaches ``preprocess`` as a V1 body (``{"instances": [...]}``,
         one object per row when the caller sent objects), which costs more than the model call
         on a small model. Override it when ``preprocess`` has a vectorized core, and return what
-        ``preprocess`` would. Not overridden: the V1 body path.
+        ``preprocess`` would. Not overridden: the V1 body path (this base is never called).
         """
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} does not override explain_input")
 
     def explain_output(self, predictions: Any) -> Any:
         """Override: what ``:explain`` explains, from the predictor's output (before ``postprocess``).

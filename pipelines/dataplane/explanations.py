@@ -278,7 +278,7 @@ class ExplainerModel:
             if len({len(c) for c in cols}) != 1:
                 raise InvalidInput("every feature input must have the same number of rows")
         cats = self.explanations.categorical_names
-        table = [[v.decode() if isinstance(v, bytes) else v for v in row] for row in zip(*cols, strict=True)]
+        table = zip(*cols, strict=True)  # BYTES values: encode() and float() read bytes as they are
         rows = [encode_row(list(r), names, cats, f"inputs (row {i})") for i, r in enumerate(table)]
         return np.asarray(rows, dtype=np.float64)
 
