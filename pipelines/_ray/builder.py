@@ -31,8 +31,12 @@ REVISION_SURGE_PERCENT = 100
 logger = logging.getLogger("isvc.app")
 
 
-def build_app(plan: ServicePlan) -> Any:
-    """The bound Serve application for a plan; names and scaling come from the plan."""
+def build_app(plan: ServicePlan, explainer_app: str | None = None) -> Any:
+    """The bound Serve application for a plan; names and scaling come from the plan.
+
+    With ``explainer_app``, the explainer is that application (``build_explainer``, on its own
+    route ``/v1/models/{name}:explain``) and this one holds no explainer replica: the ingress
+    reaches it by name for ``{name}-explainer`` and V2 clients."""
     ing = plan.ingress
     ingress = IngressDeployment.options(
         name=ing.name, **deployment_options(ing.scaling, ing.resources, env=ing.env, deployment=ing.name)
@@ -48,6 +52,8 @@ def build_app(plan: ServicePlan) -> Any:
         ]
     if plan.explainer is None:
         return ingress.bind(plan, *predictors)
+    if explainer_app is not None:
+        return ingress.bind(plan, *predictors, explainer_app=explainer_app)
     ex = plan.explainer  # it explains the stable predictor: its own copy, or the deployment's handle
     explainer = ExplainerDeployment.options(
         name="explainer", **deployment_options(ex.scaling, ex.resources, env=ex.env, deployment="explainer")
@@ -57,11 +63,22 @@ def build_app(plan: ServicePlan) -> Any:
 
 def build(args: dict[str, Any]) -> Any:
     """Serve's ``import_path`` target: ``args`` is the InferenceService, or ``{isvc: <inline | path>}``."""
-    isvc = isvc_from_serve_args(args)
-    plan = build_plan(isvc)
-    for path in plan.ignored_fields:
-        logger.info("ignored (Kubernetes-only): %s", path)
-    return build_app(plan)
+    args, explainer_app = _without(args, "explainer_app")
+    plan = _plan(args)
+    if explainer_app is not None and plan.explainer is None:
+        raise SpecError(["args.explainer_app: the InferenceService has no spec.explainer"])
+    return build_app(plan, explainer_app)
+
+
+def _without(args: Any, key: str) -> tuple[Any, str | None]:
+    """``args`` without ``key`` (an application name that only the builder reads), and its value."""
+    if not isinstance(args, dict) or key not in args:
+        return args, None
+    args = dict(args)
+    value = args.pop(key)
+    if not isinstance(value, str) or not value:
+        raise SpecError([f"args.{key}: expected the name of a Serve application, got {value!r}"])
+    return args, value
 
 
 def _plan(args: dict[str, Any]) -> ServicePlan:
@@ -83,9 +100,12 @@ def build_predictor(args: dict[str, Any]) -> Any:
 
 
 def build_explainer(args: dict[str, Any]) -> Any:
-    """The explainer of the stable revision (``predictor_app``) as its own application."""
-    args = dict(args)
-    predictor_app = args.pop("predictor_app", None)
+    """The explainer as its own application: of the stable revision (``predictor_app``) in the
+    routed layout, or beside a ``build`` application (``args.explainer_app`` names this one).
+
+    Given ``route_prefix: /v1/models/{name}:explain``, its replicas answer ``:explain`` over HTTP
+    themselves; with ``route_prefix: null`` only the ingress calls them."""
+    args, predictor_app = _without(args, "predictor_app")
     plan = _plan(args)
     if plan.explainer is None:
         raise SpecError(["args.isvc.spec.explainer: required by pipelines.app:build_explainer"])

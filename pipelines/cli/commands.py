@@ -24,6 +24,7 @@ import yaml
 
 from pipelines.errors import SpecError
 from pipelines.plan import ServicePlan, build_plan
+from pipelines.plan.layout import EXPLAINER_IMPORT
 from pipelines.spec import InferenceService, isvc_from_serve_args, load_isvc
 
 __all__ = ["main", "load_file", "render_serve_config", "serve_command", "IMPORT_PATH"]
@@ -67,8 +68,13 @@ def load_file(path: str | Path, name: str | None = None) -> list[Entry]:
         if not isinstance(app, dict):
             problems.append(f"{where}: expected a mapping")
             continue
+        if app.get("import_path") == EXPLAINER_IMPORT:  # the explainer of a service listed beside it
+            continue
+        args = app.get("args")
+        if isinstance(args, dict) and "explainer_app" in args:  # where that explainer is: a builder's key
+            args = {k: v for k, v in args.items() if k != "explainer_app"}
         try:
-            entries.append((app, isvc_from_serve_args(app.get("args"))))
+            entries.append((app, isvc_from_serve_args(args)))
         except SpecError as exc:
             problems += [f"{where} ({app.get('name', '?')}): {line}" for line in exc.problems]
     if problems:
@@ -98,7 +104,7 @@ def render_serve_config(
     ...  ["applications"]][-1]
     'pipelines.app:build_ingress'
     """
-    from pipelines.plan.layout import routed_apps
+    from pipelines.plan.layout import routed_apps, with_direct_explainer
 
     if layout not in LAYOUTS:
         raise SpecError([f"--layout: expected one of {', '.join(LAYOUTS)}, got {layout!r}"])
@@ -110,7 +116,7 @@ def render_serve_config(
             continue
         rendered = {"name": plan.app_name, "route_prefix": "/", **app}
         rendered.update(import_path=IMPORT_PATH, args={"isvc": isvc.to_dict()})
-        apps.append(rendered)
+        apps += with_direct_explainer(rendered, plan)
     return {"proxy_location": "EveryNode", "http_options": {"host": host, "port": port}, "applications": apps}
 
 

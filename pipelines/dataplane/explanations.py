@@ -151,7 +151,10 @@ class Explanations:
 
     async def wait_ready(self) -> None:
         """Ask the explainer what it explains (it answers once loaded)."""
-        info = await self.sink.info()
+        self.use_info(await self.sink.info())
+
+    def use_info(self, info: dict[str, Any]) -> None:
+        """What the explainer explains (its ``info()``): the features, in order, and categories."""
         self.categorical_names = {int(k): list(v) for k, v in (info.get("categorical_names") or {}).items()}
         self.feature_names = list(info["feature_names"])
 

@@ -6,7 +6,10 @@
   the hash is of the revision's own document, so an unchanged revision keeps its name and is
   not restarted when the other side changes (Ray rebuilds an application only when its
   ``args`` change, RAY_FACTS §1);
-- ``{app}-explainer-{hash}`` when there is an explainer (it explains the stable revision);
+- ``{app}-explainer-{hash}`` when there is an explainer (it explains the stable revision), on
+  its own route ``/v1/models/{name}:explain`` (:func:`explainer_route`), so Ray's proxy sends
+  ``:explain`` straight to an explainer replica; while it is being replaced that route falls
+  back to the ingress's ``/``, which reaches the explainer through its handle;
 - the ingress application ``{app}`` on ``/``: routes and the transformer. Its ``args`` hold no
   predictor at all; the traffic table (revisions, tags, percents, shadow) and the explainer's
   application travel in the ingress's ``user_config``, which Ray applies to running replicas
@@ -31,6 +34,8 @@ from pipelines.spec import ANN_SHADOW, ANN_SHADOW_QUEUE, InferenceService, parse
 
 __all__ = [
     "INGRESS_IMPORT",
+    "explainer_route",
+    "with_direct_explainer",
     "PREDICTOR_IMPORT",
     "EXPLAINER_IMPORT",
     "ingress_plan",
@@ -49,6 +54,48 @@ _INHERITED += ("containerConcurrency", "timeout")
 """What ``newModel`` takes from the stable predictor when it leaves it unset (as the planner does)."""
 _PLACEHOLDER = {"sklearn": {"storageUri": "file:///isvc-routed"}}
 """The ingress plan's stand-in predictor: the ingress of a routed layout never loads a model."""
+
+
+def explainer_route(prefix: str | None, name: str) -> str | None:
+    """The route of a service's explainer application: its ``:explain`` URL under the service's
+    prefix (``None`` when the service has no HTTP route either).
+
+    >>> explainer_route("/", "churn"), explainer_route("/ns/churn", "churn")
+    ('/v1/models/churn:explain', '/ns/churn/v1/models/churn:explain')
+    """
+    if prefix is None:
+        return None
+    return f"{prefix.rstrip('/')}/v1/models/{name}:explain"
+
+
+def with_direct_explainer(entry: dict[str, Any], plan: ServicePlan) -> list[dict[str, Any]]:
+    """A ``pipelines.app:build`` application entry, and, when the service has an explainer, the
+    explainer as its own application on :func:`explainer_route` (``args.explainer_app`` tells the
+    first one where it is, so it holds no explainer replica itself).
+
+    >>> from pipelines.spec import load_isvc
+    >>> isvc = load_isvc("configs/isvc/churn.yaml")
+    >>> entry = {"name": "churn", "route_prefix": "/", "import_path": "pipelines.app:build",
+    ...          "args": {"isvc": isvc.to_dict()}}
+    >>> [(a["name"], a["route_prefix"]) for a in with_direct_explainer(entry, build_plan(isvc))]
+    [('churn', '/'), ('churn-explainer', '/v1/models/churn-classifier:explain')]
+    """
+    if plan.explainer is None:
+        return [entry]
+    name = f"{entry['name']}-explainer"
+    extra = {
+        k: v
+        for k, v in entry.items()
+        if k not in ("name", "route_prefix", "import_path", "args", "deployments")
+    }
+    explainer = {
+        "name": name,
+        "route_prefix": explainer_route(entry.get("route_prefix"), plan.name),
+        "import_path": EXPLAINER_IMPORT,
+        "args": {k: v for k, v in entry["args"].items() if k != "explainer_app"},
+        **extra,
+    }
+    return [{**entry, "args": {**entry["args"], "explainer_app": name}}, explainer]
 
 
 def _digest(doc: dict[str, Any]) -> str:
@@ -159,8 +206,9 @@ def routed_apps(
         )
     if plan.explainer is not None:
         name, args = _explainer_app(isvc, base, sides[0], config["predictors"][0]["app"])
+        route = explainer_route("/", plan.name)
         apps.append(
-            {"name": name, "route_prefix": None, "import_path": EXPLAINER_IMPORT, "args": args, **extra}
+            {"name": name, "route_prefix": route, "import_path": EXPLAINER_IMPORT, "args": args, **extra}
         )
     ingress_spec = {k: body["spec"][k] for k in ("transformer", "explainer") if k in body["spec"]}
     apps.append(

@@ -24,10 +24,10 @@ from pipelines.dataplane import Description, ModelPipeline, endpoint_tensors
 from pipelines.dataplane.explanations import ExplainerModel, Explanations
 from pipelines.errors import NotConfigured
 from pipelines.plan import PredictorNode, ServicePlan
-from pipelines.routing.sinks import ExplainerSink, PredictorSink
+from pipelines.routing.sinks import ExplainerSink, LocalFirstExplainerSink, PredictorSink
 from pipelines.routing.traffic import Revision, Shadow, TrafficRouter
 
-__all__ = ["assemble", "coalesced", "revisions", "served_models"]
+__all__ = ["assemble", "coalesced", "explainer_front", "revisions", "served_models"]
 
 logger = logging.getLogger("isvc.app")
 
@@ -134,6 +134,25 @@ def _explanations(plan: ServicePlan, sink: ExplainerSink) -> Explanations:
 
     explanations.ready_task = asyncio.ensure_future(wait_ready())  # kept: a task needs a reference
     return explanations
+
+
+def explainer_front(plan: ServicePlan, runner: Any, others: Any = None) -> dict[str, Any]:
+    """``{name: explainer}`` for an explainer replica that answers ``:explain`` over HTTP itself
+    (its own application on ``/v1/models/{name}:explain``: no hop through the ingress).
+
+    ``runner`` is this replica's loaded :class:`~pipelines.dataplane.explain.ExplainRunner`; when
+    the explainer can have more than one replica, the instances of one request that it cannot
+    take at once go to ``others`` (see :class:`~pipelines.routing.sinks.LocalFirstExplainerSink`);
+    with one replica they queue here (a round trip to itself would only add a hop).
+    """
+    from explainers import EXPLAINERS
+
+    node = plan.explainer
+    assert node is not None
+    sink = LocalFirstExplainerSink(runner, others if node.scaling.max_replicas > 1 else None)
+    explanations = Explanations(plan.name, sink, EXPLAINERS[node.type], node.scaling.timeout_s)
+    explanations.use_info(runner.info())
+    return {plan.name: ExplainerModel(explanations, [], plan.version)}
 
 
 def served_models(pipeline: ModelPipeline) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from pipelines.batching import Failure, InlineOrThread, run_one
 from pipelines.dataplane import predictor_metadata
 
-__all__ = ["ExplainerSink", "LocalExplainerSink", "LocalSink", "PredictorSink"]
+__all__ = ["ExplainerSink", "LocalExplainerSink", "LocalFirstExplainerSink", "LocalSink", "PredictorSink"]
 
 
 class PredictorSink(Protocol):
@@ -74,3 +74,36 @@ class LocalExplainerSink:
     async def info(self) -> dict[str, Any]:
         result: dict[str, Any] = self.runner.info()
         return result
+
+
+class LocalFirstExplainerSink(LocalExplainerSink):
+    """An explainer replica that answers ``:explain`` itself: an explanation runs on this
+    replica's runner when it is idle, else goes to ``others`` (the explainer deployment's own
+    handle, which spreads the instances of one request over every replica).
+
+    ``others`` is a sink, or a callable that makes one when first needed.
+    """
+
+    def __init__(self, runner: Any, others: Any = None) -> None:
+        super().__init__(runner)
+        self._others = others
+        self.busy = 0
+
+    def _other(self) -> Any:
+        if callable(self._others) and not hasattr(self._others, "explain"):
+            self._others = self._others()
+        return self._others
+
+    async def explain(
+        self, rows: Any, parameters: dict[str, Any], as_objects: bool, timeout_s: float | None
+    ) -> list[dict[str, Any]]:
+        if self.busy and self._others is not None:
+            result: list[dict[str, Any]] = await self._other().explain(
+                rows, parameters, as_objects, timeout_s
+            )
+            return result
+        self.busy += 1
+        try:
+            return await super().explain(rows, parameters, as_objects, timeout_s)
+        finally:
+            self.busy -= 1

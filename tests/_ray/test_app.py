@@ -59,9 +59,19 @@ def test_shipped_configs_build_plans():
 
     for name, collocate in (("churn.yaml", False), ("churn-collocated.yaml", True)):
         cfg = yaml.safe_load((ROOT / "configs" / name).read_text())
-        (app,) = cfg["applications"]
+        app, *explainer = cfg["applications"]
         assert app["import_path"] == "pipelines.app:build"
-        plan = build_plan(isvc_from_serve_args(app["args"]))
+        args = {k: v for k, v in app["args"].items() if k != "explainer_app"}
+        plan = build_plan(isvc_from_serve_args(args))
+        if plan.explainer is not None:  # the explainer on its own route, named by the first app
+            assert [(e["name"], e["route_prefix"], e["import_path"]) for e in explainer] == [
+                (
+                    app["args"]["explainer_app"],
+                    f"/v1/models/{plan.name}:explain",
+                    "pipelines.app:build_explainer",
+                )
+            ]
+            assert explainer[0]["args"] == args
         assert plan.app_name == app["name"]
         assert plan.collocate is collocate
         assert plan.predictor.args == {"method": "predict_proba"}
