@@ -46,6 +46,7 @@ def config_with(batcher: dict[str, Any] | None, coalesce: bool) -> dict[str, Any
     if not coalesce:
         isvc["metadata"]["annotations"]["isvc.dev/coalesce-window-ms"] = "0"
     cfg = copy.deepcopy(serve_cfg)
+    cfg["applications"] = cfg["applications"][:1]  # not the explainer's own application
     cfg["applications"][0]["args"] = isvc
     return cfg
 

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from pipelines._ray.deployments import (
+    ExplainerAppDeployment,
     ExplainerDeployment,
     IngressDeployment,
     PredictorDeployment,
@@ -111,7 +112,7 @@ def build_explainer(args: dict[str, Any]) -> Any:
         raise SpecError(["args.isvc.spec.explainer: required by pipelines.app:build_explainer"])
     ex = plan.explainer
     opts = deployment_options(ex.scaling, ex.resources, env=ex.env, deployment="explainer")
-    return ExplainerDeployment.options(name="explainer", **opts).bind(plan, None, predictor_app)
+    return ExplainerAppDeployment.options(name="explainer", **opts).bind(plan, None, predictor_app)
 
 
 def build_ingress(args: dict[str, Any]) -> Any:

@@ -31,6 +31,7 @@ from pipelines.settings import slow_settings
 from pipelines.shared_work import detached
 
 __all__ = [
+    "ExplainerAppDeployment",
     "ExplainerDeployment",
     "IngressDeployment",
     "PredictorDeployment",
@@ -154,28 +155,23 @@ def at_route(app: Any, path: str) -> Any:
     return asgi
 
 
-@serve.deployment
-@serve.ingress()
-class ExplainerDeployment:
+class ExplainerReplica:
     """One explainer replica: preprocess → predictor (whole sampling batches) → explanation.
 
     It loads the transformer's ``preprocess`` itself, so explanations are in the caller's
     features, and calls the predictor deployment through its handle (a local copy of the
     model when the service is collocated, or when the explainer reads the model, TreeShap).
-
-    As its own application with ``route_prefix: /v1/models/{name}:explain``
-    (``pipelines.app:build_explainer``), a replica answers ``:explain`` requests itself, with the
-    ingress's errors and limits: Ray's proxy sends them here, not through the ingress (one hop
-    less, ~5 ms on a 2-core node). Instances beyond the first go to the deployment's handle.
     """
 
     async def __init__(
         self, plan: ServicePlan, predictor: DeploymentHandle | None = None, predictor_app: str | None = None
     ) -> None:
+        from pipelines._ray.metrics import install
         from pipelines._ray.sinks import HandleSink
 
+        install()  # its :explain requests and explanations are counted here
         if predictor is None and predictor_app is not None and plan.explainer is not None:
-            if plan.explainer.model_access == "deployment":  # a routed layout: the stable revision's app
+            if plan.explainer.model_access == "deployment":  # its own app: the (stable) predictor's app
                 predictor = serve.get_deployment_handle("predictor", predictor_app, _check_exists=False)
         lowest_cpu_priority()
         isvc_logs_in_replica_log()
@@ -196,6 +192,25 @@ class ExplainerDeployment:
     def info(self) -> dict[str, Any]:
         return self.runner.info()
 
+    def check_health(self) -> None:
+        if not self.runner.explainer.ready:
+            raise RuntimeError(f"explainer of {self.name} is not ready")
+
+
+ExplainerDeployment = serve.deployment(ExplainerReplica)
+"""The explainer inside the service's application: only the ingress calls it (its handle)."""
+
+
+@serve.ingress()
+class _ExplainerRoute(ExplainerReplica):
+    """An explainer replica that is its application's ingress.
+
+    On ``route_prefix: /v1/models/{name}:explain`` (``pipelines.app:build_explainer``) it answers
+    ``:explain`` requests itself, with the ingress's errors and limits: Ray's proxy sends them
+    here, not through the ingress (one hop less, ~5 ms on a 2-core node). With more than one
+    replica, instances beyond the first go to the others through the deployment's handle.
+    """
+
     def __serve_build_asgi_app__(self) -> Any:
         from pipelines._ray.sinks import HandleExplainerSink
 
@@ -207,9 +222,9 @@ class ExplainerDeployment:
         app = create_app(models, max_inflight=None, max_body_bytes=self.plan.max_body_bytes)
         return at_route(app, f"/v1/models/{self.plan.name}:explain")
 
-    def check_health(self) -> None:
-        if not self.runner.explainer.ready:
-            raise RuntimeError(f"explainer of {self.name} is not ready")
+
+ExplainerAppDeployment = serve.deployment(_ExplainerRoute)
+"""The explainer as its own application (a Serve application has one HTTP ingress)."""
 
 
 @serve.deployment

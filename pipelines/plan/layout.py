@@ -95,6 +95,8 @@ def with_direct_explainer(entry: dict[str, Any], plan: ServicePlan) -> list[dict
         "args": {k: v for k, v in entry["args"].items() if k != "explainer_app"},
         **extra,
     }
+    if plan.explainer.model_access == "deployment":  # it calls the service's predictor deployment
+        explainer["args"]["predictor_app"] = entry["name"]
     return [{**entry, "args": {**entry["args"], "explainer_app": name}}, explainer]
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pipelines.app import DEFAULT_NUM_CPUS, deployment_options
+from pipelines.errors import SpecError
 from pipelines.plan import Resources, Scaling, build_plan
 from pipelines.spec import isvc_from_serve_args, load_isvc
 from tests.helpers import ROOT, SPECS
@@ -89,3 +92,31 @@ def test_build_takes_the_kserve_document_itself_or_a_path(monkeypatch) -> None:
     bare = build(yaml_doc := load_isvc(ROOT / "configs" / "isvc" / "churn.yaml").to_dict())
     assert isinstance(by_path, Application) and isinstance(bare, Application)
     assert yaml_doc["kind"] == "InferenceService"
+
+
+def test_an_explainer_application_beside_it_leaves_no_explainer_replica_here(monkeypatch) -> None:
+    from pipelines.app import build, build_explainer
+
+    monkeypatch.chdir(ROOT)
+    alone = build({"isvc": "configs/isvc/churn.yaml"})._bound_deployment  # Ray's own attributes
+    assert alone.init_kwargs["explainer"]._bound_deployment.name == "explainer"
+    beside = build({"isvc": "configs/isvc/churn.yaml", "explainer_app": "churn-explainer"})._bound_deployment
+    assert beside.init_kwargs == {"explainer_app": "churn-explainer"}
+    assert [a._bound_deployment.name for a in beside.init_args[1:]] == ["predictor"]
+    explainer = build_explainer({"isvc": "configs/isvc/churn.yaml"})._bound_deployment
+    assert explainer.name == "explainer" and explainer.init_args[1:] == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"isvc": "configs/isvc/churn-collocated.yaml", "explainer_app": "x"}, "has no spec.explainer"),
+        ({"isvc": "configs/isvc/churn.yaml", "explainer_app": 3}, "args.explainer_app: expected the name"),
+    ],
+)
+def test_explainer_app_is_checked(monkeypatch, args, message) -> None:
+    from pipelines.app import build
+
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(SpecError, match=message):
+        build(args)

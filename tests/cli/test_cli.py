@@ -98,6 +98,27 @@ def test_render_serve_config_single_layout(capsys: pytest.CaptureFixture[str]) -
     assert rendered.model_dump() == load_isvc(CHURN).model_dump()
 
 
+def test_render_single_layout_gives_the_explainer_its_own_route(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from pipelines.cli.commands import load_file
+
+    code, out, _ = run(capsys, "render", "--layout", "single", "configs/isvc/churn.yaml")
+    assert code == 0
+    service, explainer = yaml.safe_load(out)["applications"]
+    assert (service["route_prefix"], service["import_path"]) == ("/", "pipelines.app:build")
+    assert service["args"]["explainer_app"] == explainer["name"] == "ml-serving-churn-classifier-explainer"
+    assert (explainer["route_prefix"], explainer["import_path"]) == (
+        "/v1/models/churn-classifier:explain",
+        "pipelines.app:build_explainer",
+    )
+    assert explainer["args"] == {"isvc": service["args"]["isvc"]}
+    # the written config reads back as the one service (its explainer's application is part of it)
+    (tmp_path / "rendered.yaml").write_text(out)
+    [(entry, isvc)] = load_file(tmp_path / "rendered.yaml")
+    assert entry["name"] == service["name"] and isvc.metadata.name == "churn-classifier"
+
+
 def test_render_routed_layout_puts_traffic_in_the_ingress_user_config(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -109,6 +130,7 @@ def test_render_routed_layout_puts_traffic_in_the_ingress_user_config(
     assert predictor["route_prefix"] is None and predictor["import_path"] == "pipelines.app:build_predictor"
     assert explainer["import_path"] == "pipelines.app:build_explainer"
     assert explainer["args"]["predictor_app"] == predictor["name"]
+    assert explainer["route_prefix"] == "/v1/models/churn-classifier:explain"  # Ray's proxy → explainer
     assert (ingress["name"], ingress["route_prefix"]) == ("ml-serving-churn-classifier", "/")
     assert "predictor" not in ingress["args"]["isvc"]["spec"]  # no model in the ingress's build args
     [dep] = ingress["deployments"]

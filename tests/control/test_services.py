@@ -457,3 +457,22 @@ def test_a_put_that_fails_with_500_is_retried_a_400_is_not(monkeypatch: pytest.M
     dash.errors = ["PUT /api/serve/applications/ on http://x: 400 duplicate route prefix"]
     with pytest.raises(DashboardError, match="400"):
         plane.apply([({}, churn("s3://b/v2/"))])
+
+
+def test_each_explainer_gets_its_own_route_under_its_service_prefix() -> None:
+    first = yaml.safe_load(Path("configs/isvc/churn.yaml").read_text())
+    second = copy.deepcopy(first)
+    second["metadata"] = {"name": "churn-b", "namespace": "team"}
+    details, _ = deploy(details_of(None), first)
+    config, results = apply_config(details, [({}, second)], now=NOW)
+    routes = {
+        a["name"]: a["route_prefix"]
+        for a in config["applications"]
+        if a["import_path"] in ("pipelines.app:build_explainer", "pipelines.app:build_ingress")
+    }
+    explainers = {n: r for n, r in routes.items() if "-explainer-" in n}
+    assert sorted(explainers.values()) == [
+        "/team/churn-b/v1/models/churn-b:explain",  # the second service is under /team/churn-b
+        "/v1/models/churn-classifier:explain",
+    ]
+    assert routes["team-churn-b"] == "/team/churn-b" and results[0].route_prefix == "/team/churn-b"

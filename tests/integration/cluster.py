@@ -34,6 +34,12 @@ from tests.helpers import ROOT
 
 BIN = Path(sys.executable).parent
 MARKER = "ISVC_TEST_RUN"
+CHURN_DEPLOYMENTS = {
+    "ml-serving-churn-classifier": {"ingress", "predictor"},
+    "ml-serving-churn-classifier-explainer": {"explainer"},
+}
+"""configs/churn.yaml: the service, and its explainer as its own application on its route."""
+CHURN_READY = dict.fromkeys(CHURN_DEPLOYMENTS, "/v2/models/churn-classifier-explainer/ready")
 
 
 def free_port() -> int:
@@ -133,16 +139,18 @@ class Cluster:
     def deploy(
         self,
         name: str | dict[str, Any],
-        deployments: set[str],
+        deployments: set[str] | dict[str, set[str]],
         timeout_s: float = 240,
         apps: dict[str, str] | None = None,
     ) -> None:
-        """``serve deploy`` a config; wait until each application runs exactly ``deployments``.
+        """``serve deploy`` a config; wait until each application runs exactly ``deployments``
+        (one set for every application, or a set per application name).
 
         ``apps``: application name → the URL path of a model whose V2 ``ready`` must be 200
         (default: the churn service).
         """
         apps = apps or {"ml-serving-churn-classifier": "/v2/models/churn-classifier/ready"}
+        wanted = deployments
         done = self.cli("serve", "deploy", str(self.config(name)))
         assert done.returncode == 0, done.stderr[-3000:]
         deadline = time.monotonic() + timeout_s
@@ -150,7 +158,10 @@ class Cluster:
             status = self.cli("serve", "status")
             assert status.returncode == 0, status.stderr[-3000:]
             running = (yaml.safe_load(status.stdout) or {}).get("applications") or {}
-            if all(self._running(running.get(a) or {}, deployments, path) for a, path in apps.items()):
+            if all(
+                self._running(running.get(a) or {}, wanted[a] if isinstance(wanted, dict) else wanted, path)
+                for a, path in apps.items()
+            ):
                 return
             time.sleep(2)
         raise TimeoutError(f"{name} not running after {timeout_s}s:\n{status.stdout}")

@@ -18,7 +18,7 @@ import yaml
 
 from pipelines.protocol import HEADER
 from tests.helpers import ROW
-from tests.integration.cluster import Cluster
+from tests.integration.cluster import CHURN_DEPLOYMENTS, CHURN_READY, Cluster
 
 PREDICT = "/v1/models/churn-classifier:predict"
 INFER = "/v2/models/churn-classifier/infer"
@@ -187,8 +187,7 @@ def test_collocated_form_with_serve_deploy(cluster: Cluster) -> None:
 
 
 def test_hop_form_with_serve_deploy(cluster: Cluster) -> None:
-    ready = {"ml-serving-churn-classifier": "/v2/models/churn-classifier-explainer/ready"}
-    cluster.deploy("churn.yaml", {"ingress", "predictor", "explainer"}, apps=ready)
+    cluster.deploy("churn.yaml", CHURN_DEPLOYMENTS, apps=CHURN_READY)
     status = cluster.cli("serve", "status")  # the README's command, in another shell
     assert status.returncode == 0, status.stderr
     app = yaml.safe_load(status.stdout)["applications"]["ml-serving-churn-classifier"]
@@ -215,8 +214,7 @@ def scrape(cluster: Cluster, wanted: list[str], timeout_s: float = 45) -> str:
 def test_metrics_on_rays_endpoint(cluster: Cluster) -> None:
     """KServe's stage histograms and isvc's request/row metrics, per model, on ``ray start
     --metrics-export-port`` (the hop form of the test above; deployed here when run alone)."""
-    ready = {"ml-serving-churn-classifier": "/v2/models/churn-classifier-explainer/ready"}
-    cluster.deploy("churn.yaml", {"ingress", "predictor", "explainer"}, apps=ready)
+    cluster.deploy("churn.yaml", CHURN_DEPLOYMENTS, apps=CHURN_READY)
     with httpx.Client(base_url=cluster.base, timeout=120) as c:
         for _ in range(3):
             assert c.post(PREDICT, json={"instances": [ROW, ROW]}).status_code == 200

@@ -19,7 +19,7 @@ import subprocess
 import pytest
 
 from tests.helpers import ROOT
-from tests.integration.cluster import Cluster
+from tests.integration.cluster import CHURN_DEPLOYMENTS, CHURN_READY, Cluster
 
 CLIENT = ROOT / "clients" / "typescript"
 STAMP = CLIENT / "node_modules" / ".isvc-package-lock.sha256"
@@ -66,8 +66,7 @@ def summary(output: str) -> dict[str, int]:
 def test_typescript_client_against_the_churn_service(
     cluster: Cluster, npm: tuple[str, dict[str, str]]
 ) -> None:
-    ready = {"ml-serving-churn-classifier": "/v2/models/churn-classifier-explainer/ready"}
-    cluster.deploy("churn.yaml", {"ingress", "predictor", "explainer"}, apps=ready)
+    cluster.deploy("churn.yaml", CHURN_DEPLOYMENTS, apps=CHURN_READY)
     exe, env = npm
     done = run([exe, "test"], {**env, "KSERVE_URL": cluster.base}, timeout=300)
     output = done.stdout + done.stderr

@@ -66,3 +66,25 @@ def test_every_rollout_step_renders_a_valid_serve_config(step: str, kwargs: dict
     from ray.serve.schema import ServeDeploySchema
 
     ServeDeploySchema.model_validate(serve_config(churn_isvc(**kwargs), 8000))
+
+
+def test_a_direct_explainer_that_calls_the_predictor_deployment_names_its_app() -> None:
+    from pipelines.plan import build_plan
+    from pipelines.plan.layout import with_direct_explainer
+    from pipelines.spec import load_isvc, parse_isvc
+
+    doc = load_isvc("configs/isvc/churn.yaml").to_dict()
+    doc["metadata"].setdefault("annotations", {})["isvc.dev/explainer-model"] = "deployment"
+    isvc = parse_isvc(doc)
+    entry = {
+        "name": "churn",
+        "route_prefix": "/ns/churn",
+        "import_path": "pipelines.app:build",
+        "args": {"isvc": doc},
+    }
+    service, explainer = with_direct_explainer(entry, build_plan(isvc))
+    assert service["args"]["explainer_app"] == "churn-explainer"
+    assert explainer["args"] == {"isvc": doc, "predictor_app": "churn"}
+    assert explainer["route_prefix"] == "/ns/churn/v1/models/churn-classifier:explain"
+    hidden = with_direct_explainer({**entry, "route_prefix": None}, build_plan(isvc))[1]
+    assert hidden["route_prefix"] is None  # no HTTP route for the service: none for its explainer
