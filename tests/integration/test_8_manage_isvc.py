@@ -111,8 +111,8 @@ def clean(cluster: Cluster) -> Iterator[None]:
     delete_ours()
 
 
-def churn_doc(namespace: str) -> dict[str, Any]:
-    return {
+def churn_doc(namespace: str, explainer: bool = False) -> dict[str, Any]:
+    doc: dict[str, Any] = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
         "metadata": {"name": NAME, "namespace": namespace},
@@ -133,6 +133,16 @@ def churn_doc(namespace: str) -> dict[str, Any]:
             },
         },
     }
+    if explainer:  # on its own route, under the service's prefix (the routed layout)
+        doc["spec"]["explainer"] = {
+            "shap": {
+                "type": "KernelShap",
+                "storageUri": "artifacts/churn/explainer",
+                "config": {"background_size": "20"},
+                "resources": {"requests": {"cpu": "250m"}},
+            }
+        }
+    return doc
 
 
 def test_seed_manage_isvc_script_then_isvc_apply_get_delete(
@@ -154,7 +164,7 @@ def test_seed_manage_isvc_script_then_isvc_apply_get_delete(
         # 2. meanwhile (create's PUT is done; the script only reads now) isvc apply, in another
         #    namespace: the churn service (transformer + predictor); the seed's service is kept
         path = cluster.cwd / "cli-churn.yaml"
-        path.write_text(yaml.safe_dump(churn_doc(CLI_NS)))
+        path.write_text(yaml.safe_dump(churn_doc(CLI_NS, explainer=True)))
         done = isvc(cluster, "apply", str(path), "--timeout", "180")
         assert done.returncode == 0, done.stdout + done.stderr[-3000:]
         assert f"inferenceservice.serving.kserve.io/{NAME} created (namespace {CLI_NS})" in done.stdout
@@ -188,6 +198,23 @@ def test_seed_manage_isvc_script_then_isvc_apply_get_delete(
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["predictions"][0]["risk_tier"] in ("LOW", "MEDIUM", "HIGH")
+    # its explainer: an application on /cli-test/{NAME}/v1/models/{NAME}:explain, straight from the
+    # proxy; the V2 {NAME}-explainer goes through the ingress, which reaches it by name
+    with Dashboard(cluster.env["RAY_DASHBOARD_ADDRESS"]) as dash:
+        routes = {a.get("route_prefix") for a in dash.details()["applications"].values()}
+    assert f"/{CLI_NS}/{NAME}/v1/models/{NAME}:explain" in routes, routes
+    r = httpx.post(f"{cli_url}:explain", json={"instances": [ROW, ROW]}, timeout=60)
+    assert r.status_code == 200, r.text
+    for e in r.json()["explanations"]:
+        assert np.isclose(np.sum(e["shap_values"], axis=0)[1] + e["expected_value"][1], e["output"][1]), e
+    v2 = httpx.post(
+        f"{cluster.base}/{CLI_NS}/{NAME}/v2/models/{NAME}-explainer/infer",
+        json={
+            "inputs": [{"name": "features", "datatype": "FP64", "shape": [1, 5], "data": list(ROW.values())}]
+        },
+        timeout=60,
+    )
+    assert v2.status_code == 200 and v2.json()["outputs"][0]["name"] == "explanation", v2.text
 
     # 4. rollout_canary, called as the script defines it: 20 % to v2, v1 kept at 80 %
     canary = python(
