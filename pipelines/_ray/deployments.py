@@ -125,19 +125,19 @@ def isvc_logs_in_replica_log() -> None:
 
 
 def lowest_cpu_priority() -> None:
-    """Every thread of this process (and those it starts later) gets the CPU only when nothing
-    else wants it: Linux ``SCHED_IDLE``, else ``nice 19``. An explainer replica does this, so on a
-    shared node the CPU goes to predictions first and explanations take what is left (measured
-    in ``benchmarks/explain.py``: predict p99 while explaining)."""
-    tids = [int(t) for t in os.listdir("/proc/self/task")] if os.path.isdir("/proc/self/task") else [0]
-    for tid in tids:
+    """The calling thread (and the threads it starts later) gets the CPU only when nothing else
+    wants it: Linux ``SCHED_IDLE``, else ``nice 19``. An explainer replica's search thread runs
+    so (its model calls too, with the model in the replica), so on a shared node the CPU goes to
+    predictions first and explanations take what is left (measured in
+    ``benchmarks/explain.py``: predict p99 while explaining). The replica's event loop, which
+    receives ``:explain`` requests and answers them, keeps its normal priority."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: this thread, on Linux
+    except (AttributeError, OSError):
         try:
-            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
-        except (AttributeError, OSError):
-            try:
-                os.setpriority(os.PRIO_PROCESS, tid, 19)
-            except OSError:
-                pass
+            os.setpriority(os.PRIO_PROCESS, 0, 19)
+        except OSError:
+            pass
 
 
 def at_route(app: Any, path: str) -> Any:
@@ -173,11 +173,11 @@ class ExplainerReplica:
         if predictor is None and predictor_app is not None and plan.explainer is not None:
             if plan.explainer.model_access == "deployment":  # its own app: the (stable) predictor's app
                 predictor = serve.get_deployment_handle("predictor", predictor_app, _check_exists=False)
-        lowest_cpu_priority()
         isvc_logs_in_replica_log()
         self.name = plan.name
         self.plan = plan
-        self.runner = await load_explainer(plan, HandleSink(predictor) if predictor is not None else None)
+        sink = HandleSink(predictor) if predictor is not None else None
+        self.runner = await load_explainer(plan, sink, thread_init=lowest_cpu_priority)
         logger.info("explainer %s for %s ready", self.runner.explainer.kind, plan.name)
 
     async def explain(

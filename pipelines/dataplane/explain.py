@@ -33,6 +33,7 @@ import pandas as pd
 
 from explainers import Explainer
 from explainers.data import decode
+from pipelines.batching import InlineOrThread
 from pipelines.dataplane.pipeline import call_hook, overrides, to_batch
 from pipelines.errors import InvalidInput, ISVCError, PredictorError, RequestTimeout
 from pipelines.plan import ServicePlan
@@ -103,10 +104,19 @@ class ExplainRunner:
     An explanation past ``timeout_s``, or cancelled by its caller, stops at its next model call.
     """
 
-    def __init__(self, explainer: Explainer, model: ModelFn, in_worker: bool = False) -> None:
+    def __init__(
+        self,
+        explainer: Explainer,
+        model: ModelFn,
+        in_worker: bool = False,
+        thread_init: Callable[[], None] | None = None,
+    ) -> None:
         self.explainer = explainer
         self._model = model
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="isvc-explain")
+        self._pool = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="isvc-explain", initializer=thread_init
+        )
+        """``thread_init`` runs first on the search thread (e.g. to lower its CPU priority)."""
         self._local = threading.local()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._in_worker = in_worker
@@ -193,7 +203,19 @@ class ExplainRunner:
         return result
 
 
-async def load_explainer(plan: ServicePlan, predictor: Any | None = None) -> ExplainRunner:
+class _OnSearchThread(InlineOrThread):
+    """How the replica's own model copy is called: inline. Those calls come from the search thread
+    (``in_worker``), which may block, so a hand-off to yet another thread only added latency
+    (two per KernelShap explanation)."""
+
+    @property
+    def inline(self) -> bool:
+        return True
+
+
+async def load_explainer(
+    plan: ServicePlan, predictor: Any | None = None, thread_init: Callable[[], None] | None = None
+) -> ExplainRunner:
     """The plan's explainer, loaded as its replica does it.
 
     It loads the transformer itself (for ``preprocess``), and calls ``predictor`` (a
@@ -212,10 +234,12 @@ async def load_explainer(plan: ServicePlan, predictor: Any | None = None) -> Exp
     local = None
     if predictor is None or cls.needs_model:
         local = load_predictor(plan.name, plan.predictor)
-        predictor = LocalSink(local)
+        predictor = LocalSink(local, runner=_OnSearchThread())
     else:
         await predictor.metadata()  # answers once a predictor replica is up: fit only after that
     model = explained_function(transformer, predictor.predict)
-    runner = ExplainRunner(cls(plan.name, node.config), model, in_worker=local is not None)
+    runner = ExplainRunner(
+        cls(plan.name, node.config), model, in_worker=local is not None, thread_init=thread_init
+    )
     await runner.load(model_dir_of(node.storage_uri), local)
     return runner
