@@ -411,6 +411,76 @@ def scale_to_zero(cluster: Any, max_load_s: float = 120.0, logs: Path | None = N
     return out
 
 
+EXPLAINER = {
+    "shap": {
+        "type": "KernelShap",
+        "storageUri": "artifacts/churn/explainer",
+        "config": {"background_size": "20"},
+        "resources": {"requests": {"cpu": "250m"}},
+    }
+}
+"""A cheap explainer for :func:`explain_through_promote`."""
+EXPLAIN = "/v1/models/churn-classifier:explain"
+INSTANCE = {"age": 30, "tenure_days": 20, "monthly_spend": 150.0, "support_tickets": 9, "last_login_days": 40}
+
+
+def explain_through_promote(cluster: Any, clients: int = 2, hold_s: float = 3.0) -> dict[str, Any]:
+    """``:explain`` without pause while v2 goes to 100 % and is promoted. The promote replaces
+    the explainer's application (a new hash, on the same route): its requests must keep being
+    answered. Returns the explainer applications before and after, and the answers by step."""
+
+    def with_explainer(**kw: Any) -> dict[str, Any]:
+        doc = churn_isvc(**kw)
+        doc["spec"]["explainer"] = copy.deepcopy(EXPLAINER)
+        return doc
+
+    def explainers(config: dict[str, Any]) -> list[tuple[str, Any]]:
+        return [
+            (a["name"], a.get("route_prefix")) for a in config["applications"] if "-explainer-" in a["name"]
+        ]
+
+    first = deploy(cluster, with_explainer(stable=V1))
+    url = cluster.base + EXPLAIN
+    wait_for(
+        lambda: httpx.post(url, json={"instances": [INSTANCE]}, timeout=30).status_code == 200, 120, "explain"
+    )
+    answers: Counter[str] = Counter()
+    stop, step = threading.Event(), ["before"]
+
+    def explain_loop() -> None:
+        with httpx.Client(timeout=60) as c:
+            while not stop.is_set():
+                try:
+                    r = c.post(url, json={"instances": [INSTANCE]})
+                    answers[
+                        f"{step[0]}: {r.status_code}" + ("" if r.status_code == 200 else f" {r.text[:100]}")
+                    ] += 1
+                except httpx.HTTPError as exc:
+                    answers[f"{step[0]}: {type(exc).__name__}"] += 1
+
+    threads = [threading.Thread(target=explain_loop, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    time.sleep(hold_s)
+    last = first
+    for name, kw in (("canary 100%", dict(stable=V1, new=V2, percent=100)), ("promote v2", dict(stable=V2))):
+        step[0] = name
+        last = deploy(cluster, with_explainer(**kw))
+        time.sleep(hold_s)
+    step[0] = "old applications drained"
+    names = {a["name"] for a in last["applications"]}
+    wait_for(lambda: apps_running(cluster, names, exact=True), 120, "old applications gone")
+    time.sleep(hold_s)
+    stop.set()
+    for t in threads:
+        t.join(timeout=90)
+    return {
+        "explainers_before": explainers(first),
+        "explainers_after": explainers(last),
+        "answers": dict(answers),
+    }
+
+
 @contextlib.contextmanager
 def bench_cluster() -> Iterator[Any]:
     """A fresh local Ray cluster (the integration tier's recipe) in a folder holding ``artifacts/``."""

@@ -8,8 +8,8 @@
   ``args`` change, RAY_FACTS §1);
 - ``{app}-explainer-{hash}`` when there is an explainer (it explains the stable revision), on
   its own route ``/v1/models/{name}:explain`` (:func:`explainer_route`), so Ray's proxy sends
-  ``:explain`` straight to an explainer replica (while a promote replaces it, Ray's longest
-  prefix match should give the request to the ingress, which reaches the explainer by name);
+  ``:explain`` straight to an explainer replica (a promote replaces the application and
+  ``:explain`` keeps being answered: ``benchmarks/rollout.py:explain_through_promote``);
 - the ingress application ``{app}`` on ``/``: routes and the transformer. Its ``args`` hold no
   predictor at all; the traffic table (revisions, tags, percents, shadow) and the explainer's
   application travel in the ingress's ``user_config``, which Ray applies to running replicas

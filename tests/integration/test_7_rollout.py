@@ -59,3 +59,16 @@ def test_scale_to_zero_then_the_first_request_is_held_and_answered(cluster: Clus
     assert out["load_failures"] == 0, out
     assert out["back_to_zero_s"] >= 0  # wait_for raised if it never got back to zero
     print(f"cold start (zero → first answer): {out['cold_start_s']:.1f} s; {out}")
+
+
+def test_explain_keeps_answering_while_a_promote_replaces_the_explainer(cluster: Cluster) -> None:
+    try:
+        out = ro.explain_through_promote(cluster)
+    finally:  # leave the service as the tests before left it: no explainer application
+        ro.deploy(cluster, ro.churn_isvc(ro.V1))
+    route = "/v1/models/churn-classifier:explain"  # the explainer's own application answers it
+    (before,), (after,) = out["explainers_before"], out["explainers_after"]
+    assert before[1] == after[1] == route and before[0] != after[0], out  # a new application
+    answers = out["answers"]
+    assert all(key.endswith(": 200") for key in answers), answers  # not one failed explanation
+    assert answers.get("promote v2: 200", 0) > 0 and answers.get("old applications drained: 200", 0) > 0
