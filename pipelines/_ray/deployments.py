@@ -142,13 +142,14 @@ def lowest_cpu_priority() -> None:
 
 def at_route(app: Any, path: str) -> Any:
     """``app`` served at the root of its own Serve application: a request for the application's
-    route itself (Serve gives ``root_path`` = the route prefix) reaches ``app`` as ``path``."""
+    route itself (Serve gives ``root_path`` = the route prefix) reaches ``app`` as ``path``; a
+    longer one (``.../more``) reaches it as ``path`` + the rest, which no route matches (404)."""
 
     async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             root, full = scope.get("root_path", ""), scope["path"]
             rest = full[len(root) :] if root and full.startswith(root) else full
-            target = path if rest in ("", "/") or full == path else rest
+            target = path if rest in ("", "/") or full == path else path + rest
             scope = {**scope, "root_path": "", "path": target, "raw_path": target.encode()}
         await app(scope, receive, send)
 

@@ -52,7 +52,7 @@ from pipelines.control.documents import (
     strip_server_metadata,
 )
 from pipelines.errors import SpecError
-from pipelines.plan.layout import EXPLAINER_IMPORT, INGRESS_IMPORT, _sides, explainer_route
+from pipelines.plan.layout import INGRESS_IMPORT, _sides, route_explainers
 from pipelines.spec import ANN_SHADOW, ANN_SHADOW_QUEUE, parse_isvc
 
 __all__ = [
@@ -415,10 +415,7 @@ def apply_config(
             raise ControlError(f"{key[0]}/{key[1]}: route prefix {prefix} is taken by another application")
         prefixes[ingress["name"]] = prefix
         ingress["route_prefix"] = prefix
-        for app in svc_apps:  # the explainer's own route follows the service's prefix
-            if app.get("import_path") == EXPLAINER_IMPORT:
-                app["route_prefix"] = explainer_route(prefix, isvc.metadata.name)
-                prefixes[app["name"]] = app["route_prefix"]
+        prefixes.update(route_explainers(svc_apps, prefix, isvc.metadata.name))
         stored = strip_server_metadata(doc)
         old_meta = dict(((previous.stored if previous else None) or {}).get("metadata") or {})
         stored["metadata"]["creationTimestamp"] = old_meta.get("creationTimestamp") or now_rfc3339(now)

@@ -35,6 +35,7 @@ from pipelines.spec import ANN_SHADOW, ANN_SHADOW_QUEUE, InferenceService, parse
 __all__ = [
     "INGRESS_IMPORT",
     "explainer_route",
+    "route_explainers",
     "with_direct_explainer",
     "PREDICTOR_IMPORT",
     "EXPLAINER_IMPORT",
@@ -63,9 +64,22 @@ def explainer_route(prefix: str | None, name: str) -> str | None:
     >>> explainer_route("/", "churn"), explainer_route("/ns/churn", "churn")
     ('/v1/models/churn:explain', '/ns/churn/v1/models/churn:explain')
     """
-    if prefix is None:
-        return None
+    return None if prefix is None else _explain_path(prefix, name)
+
+
+def _explain_path(prefix: str, name: str) -> str:
     return f"{prefix.rstrip('/')}/v1/models/{name}:explain"
+
+
+def route_explainers(apps: list[dict[str, Any]], prefix: str, name: str) -> dict[str, str]:
+    """Put the explainer applications among ``apps`` on the service's :func:`explainer_route`
+    (under its ``prefix``); their names → routes."""
+    route = _explain_path(prefix, name)
+    routes = {}
+    for app in apps:
+        if app.get("import_path") == EXPLAINER_IMPORT:
+            app["route_prefix"] = routes[app["name"]] = route
+    return routes
 
 
 def with_direct_explainer(entry: dict[str, Any], plan: ServicePlan) -> list[dict[str, Any]]:
