@@ -67,8 +67,9 @@ def test_explain_benchmark_judges_its_goals():
     from benchmarks.explain import render
 
     r = {"floor_ms": 60.0, "served_ms": 80.0, "http_baseline_ms": 200.0, "served_vs_floor": 80 / 60,
-         "http_vs_served": 2.5, "model_calls": 26, "explanations_per_s_16": 9.0}  # fmt: skip
-    slow = {**r, "served_vs_floor": 1.6, "http_vs_served": 1.5}
+         "http_vs_served": 2.5, "model_calls": 26, "explanations_per_s_16": 9.0,
+         "path_ms": 3.0, "path_vs_floor": 0.05}  # fmt: skip
+    slow = {**r, "served_vs_floor": 1.6, "http_vs_served": 1.5, "path_vs_floor": 0.55}
     predict = {"alone_p99_ms": 40.0, "alone_req_s": 300, "explaining_p99_ms": 70.0, "explaining_req_s": 250,
                "errors": 0, "explanations_done": 20, "p99_ratio": 1.75}  # fmt: skip
     text = render({"anchor": {**r, "predict": predict}, "shap": slow})
@@ -77,4 +78,5 @@ def test_explain_benchmark_judges_its_goals():
     )
     assert "1.33× PASS" in anchor_line and "2.50× PASS" in anchor_line
     assert "1.60× FAIL" in shap_line and "1.50× FAIL" in shap_line
+    assert "| 3.0 ms | 0.05× |" in anchor_line and "| 0.55× |" in shap_line  # the path alone, (e)
     assert "1.75× (goal ≤ 1.5×) FAIL" in text
