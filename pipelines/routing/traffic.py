@@ -8,8 +8,8 @@ its percent to within a few requests — where independent random draws drift by
 points of σ over 2,000 at 20 %). A request header forces a tag (see
 :data:`~pipelines.dataplane.TAG_HEADER`); the revision that served it is written into the
 request's :data:`~pipelines.dataplane.REQUEST_INFO` so the HTTP layer can say so in a response
-header. :meth:`TrafficRouter.set_revisions` swaps
-the whole table at once (a weight change is a ``user_config`` update, not a restart).
+header. :meth:`TrafficRouter.set_revisions` swaps the whole table at once (a weight change is a
+``user_config`` update, not a restart).
 
 A revision that is not up yet (``ready`` False) gets no weighted traffic while another is up,
 and a revision that turns out to be gone (:class:`~pipelines.errors.RevisionUnavailable`, a
@@ -191,10 +191,11 @@ class Shadow:
 class GoldenSplit:
     """Points on [0, 1) for weighted picks: ``start + k·(√5 − 1)/2`` (mod 1), ``k`` = 0, 1, 2, …
 
-    The golden ratio's additive sequence is the most even one there is: among any N consecutive
-    points, the share below ``p`` is ``p`` to within O(log N / N) — here within 0.2 points over
-    2,000 — while each point still lands anywhere. The random start keeps ingress replicas from
-    stepping in lockstep; each replica's share is exact on its own, so the sum is too.
+    The golden ratio's additive sequence is among the most even there are: among any N
+    consecutive points, the share below ``p`` is ``p`` to within O(log N / N) — here within 0.2
+    points over 2,000 — while each point still lands anywhere. The random start keeps ingress
+    replicas from stepping in lockstep; each replica's share is even on its own, so their sum
+    is too.
 
     >>> split = GoldenSplit(start=0.0)
     >>> points = [split() for _ in range(2000)]
