@@ -13,9 +13,9 @@ KernelShap (``configs/churn-shap.yaml``) explainers — same instance, same para
     before any explanation work — what (a) pays on top of (b) however fast the explainer is.
 
 p50 of 10 each, and of 20 for (a), (b) and (e), timed in alternating blocks of 5 while the
-service runs, so a machine whose load drifts during the run moves them alike; every HTTP request goes
-through one keep-alive ``http.client`` connection (:class:`LeanClient`). Goals: (a) ≤ 1.5× (b) and (a) ≥ 2×
-faster than (c). Then, for Anchor: churn
+service runs, so a machine whose load drifts during the run moves them alike; every HTTP request
+goes through one keep-alive ``http.client`` connection (:class:`LeanClient`). Goals: (a) ≤ 1.5×
+(b) and (a) ≥ 2× faster than (c). Then, for Anchor: churn
 ``:predict`` p99 at c=8 alone and while 4 explanations run back to back (goal ≤ 1.5×), and
 explanations per second for 16 instances in one request. Writes ``.bench/explain.json``::
 
@@ -63,16 +63,10 @@ EXPLAIN = "/v1/models/churn-classifier:explain"
 
 
 def p50_ms(fn: Callable[[], Any], n: int = 10) -> float:
-    fn()  # warm: lazy imports, caches, connections
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return alternating_p50_ms(fn, n=n, block=n)[0]
 
 
-def in_turn_p50_ms(*fns: Callable[[], Any], n: int = 20, block: int = 5) -> list[float]:
+def alternating_p50_ms(*fns: Callable[[], Any], n: int = 20, block: int = 5) -> list[float]:
     """p50 of ``n`` runs of each of ``fns``, timed in alternating blocks (``block`` of a, then of
     b, ..., again), so a machine that gets busier or quieter during the run moves them alike —
     and in blocks, not one by one, so a served request's after-work in the cluster's processes
@@ -207,7 +201,7 @@ def bench_kind(kind: str, artifacts: Path, args: argparse.Namespace) -> dict[str
                 status, body = c.post(EXPLAIN, {"instances": []})
                 assert status == 400, body
 
-            a, b, e = in_turn_p50_ms(served, lambda: explain_local(local), path_only)
+            a, b, e = alternating_p50_ms(served, lambda: explain_local(local), path_only)
             http_baseline = explainer(kind, artifacts, over_http(c))
             cc = p50_ms(lambda: explain_local(http_baseline))
             sixteen = p50_ms(lambda: c.post(EXPLAIN, {"instances": [INSTANCE] * 16}), n=3)

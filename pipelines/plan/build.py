@@ -9,12 +9,24 @@ several fields at once (annotation values, replica bounds, which runtimes exist)
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from pipelines.errors import SpecError
+from pipelines.plan.annotations import (
+    RAW_DEPLOYMENT,
+    VERSION_NAME,
+    Context,
+    ann_path,
+    ann_value,
+    at_least_one,
+    boolean,
+    byte_size,
+    context_of,
+    duration,
+    model_access,
+    non_negative,
+)
 from pipelines.plan.nodes import (
     DEFAULT_MAX_ONGOING,
     Batching,
@@ -31,21 +43,13 @@ from pipelines.spec import (
     ANN_COALESCE_WINDOW,
     ANN_COLD_START,
     ANN_COLLOCATE,
-    ANN_DEPLOYMENT_MODE,
     ANN_EXPLAINER_MODEL,
     ANN_GPU_FRACTION,
-    ANN_INITIAL_SCALE,
     ANN_MAX_BODY,
-    ANN_MAX_SCALE,
-    ANN_METRIC,
     ANN_MIN_SCALE,
-    ANN_SCALE_DOWN_DELAY,
     ANN_SHADOW,
     ANN_SHADOW_QUEUE,
-    ANN_TARGET,
-    ANN_TO_ZERO_RETENTION,
     ANN_VERSION,
-    ANN_WINDOW,
     ComponentSpec,
     ExplainerSpec,
     InferenceService,
@@ -61,14 +65,6 @@ from predictors.registry import RUNTIME_ALIASES
 __all__ = ["build_plan"]
 
 
-SERVERLESS, RAW_DEPLOYMENT = "Serverless", "RawDeployment"
-_MODES = {
-    "serverless": SERVERLESS,
-    "knative": SERVERLESS,
-    "rawdeployment": RAW_DEPLOYMENT,
-    "standard": RAW_DEPLOYMENT,
-}
-_METRICS = ("concurrency", "rps", "cpu", "memory")
 _REPLICA_FIELDS = ("maxReplicas", "scaleTarget", "scaleMetric")
 DEFAULT_TO_ZERO_DELAY_S = 90.0
 """Idle seconds before a ``minScale: 0`` predictor goes from 1 replica to 0
@@ -80,106 +76,7 @@ _INHERITED = (
 """Component fields a canary ``newModel`` takes from the stable predictor when it leaves them unset."""
 
 
-@dataclass
-class _Ctx:
-    """Document-wide settings and the problems/ignored paths found so far."""
-
-    mode: str = SERVERLESS
-    target: float | None = None
-    metric: str | None = None
-    min_scale: int | None = None
-    max_scale: int | None = None
-    initial_scale: int | None = None
-    window_s: float | None = None
-    scale_down_delay_s: float | None = None
-    to_zero_retention_s: float | None = None
-    problems: list[str] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
-
-
-def _ann_path(key: str) -> str:
-    return f'metadata.annotations["{key}"]'
-
-
-def _at_least(cast: Callable[[str], Any], low: float, *, strict: bool = False) -> Callable[[str], Any]:
-    """A parser of annotation strings: ``cast(value)`` that must be ``>= low`` (``> low`` if strict)."""
-
-    def parse(value: str) -> Any:
-        number = cast(value)
-        if not (number > low if strict else number >= low):  # NaN fails both
-            raise ValueError
-        return number
-
-    return parse
-
-
-_positive = _at_least(float, 0, strict=True)
-_count = _at_least(int, 0)
-_non_negative = _at_least(float, 0)
-_at_least_one = _at_least(int, 1)
-_byte_size = _at_least(parse_memory, 1)
-_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def _duration(value: str) -> float:
-    """A Knative duration (``"60s"``, ``"1m"``, ``"500ms"``, or plain seconds) in seconds.
-
-    >>> _duration("90s"), _duration("1.5m"), _duration("2")
-    (90.0, 90.0, 2.0)
-    """
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError
-    return float(match.group(1)) * _UNIT_S[match.group(2)]
-
-
-def _ann(
-    ann: dict[str, str], keys: str | tuple[str, ...], conv: Callable[[str], Any], want: str, ctx: _Ctx
-) -> Any:
-    """Parse the first annotation of ``keys`` present with ``conv``; a bad value is a problem."""
-    for key in (keys,) if isinstance(keys, str) else keys:
-        if key in ann:
-            try:
-                return conv(ann[key])
-            except (TypeError, ValueError):
-                ctx.problems.append(f"{_ann_path(key)}: expected {want}, got {ann[key]!r}")
-                return None
-    return None
-
-
-def _context(ann: dict[str, str]) -> _Ctx:
-    ctx = _Ctx()
-    raw_mode = ann.get(ANN_DEPLOYMENT_MODE, SERVERLESS)
-    if raw_mode.lower() not in _MODES:
-        ctx.problems.append(
-            f"{_ann_path(ANN_DEPLOYMENT_MODE)}: expected Serverless, Knative, RawDeployment or Standard, "
-            f"got {raw_mode!r}"
-        )
-    ctx.mode = _MODES.get(raw_mode.lower(), SERVERLESS)
-    ctx.target = _ann(ann, ANN_TARGET, _positive, "a number > 0", ctx)
-    ctx.metric = _ann(ann, ANN_METRIC, _metric, " or ".join(_METRICS), ctx)
-    ctx.min_scale = _ann(ann, ANN_MIN_SCALE, _count, "an integer >= 0", ctx)
-    ctx.max_scale = _ann(ann, ANN_MAX_SCALE, _count, "an integer >= 0", ctx)
-    ctx.initial_scale = _ann(ann, ANN_INITIAL_SCALE, _count, "an integer >= 0", ctx)
-    duration = 'a duration like "60s", "2m" or "500ms"'
-    ctx.window_s = _ann(ann, ANN_WINDOW, _duration, duration, ctx)
-    ctx.scale_down_delay_s = _ann(ann, ANN_SCALE_DOWN_DELAY, _duration, duration, ctx)
-    ctx.to_zero_retention_s = _ann(ann, ANN_TO_ZERO_RETENTION, _duration, duration, ctx)
-    if ctx.mode == RAW_DEPLOYMENT:
-        scaling_keys = (ANN_TARGET, ANN_METRIC, *ANN_MAX_SCALE)
-        ctx.ignored += [f"{_ann_path(k)} (RawDeployment: fixed replicas)" for k in scaling_keys if k in ann]
-    return ctx
-
-
-def _metric(value: str) -> str:
-    if value not in _METRICS:
-        raise ValueError
-    return value
-
-
-def _scaling(comp: ComponentSpec, path: str, ctx: _Ctx, explicit: set[str] | None = None) -> Scaling:
+def _scaling(comp: ComponentSpec, path: str, ctx: Context, explicit: set[str] | None = None) -> Scaling:
     """Replicas and autoscaling: component fields override the Knative annotations."""
     min_r = comp.min_replicas if comp.min_replicas is not None else ctx.min_scale
     max_r = comp.max_replicas or ctx.max_scale or None  # 0 means "no limit" in Knative: unset here
@@ -219,7 +116,7 @@ def _scaling(comp: ComponentSpec, path: str, ctx: _Ctx, explicit: set[str] | Non
     )
 
 
-def _resources(blocks: list[ResourceRequirements | None], path: str, ctx: _Ctx) -> Resources:
+def _resources(blocks: list[ResourceRequirements | None], path: str, ctx: Context) -> Resources:
     """``requests`` first, then ``limits``; the runtime's block before the component's."""
     found: dict[str, str] = {}
     for kind in ("requests", "limits"):
@@ -246,18 +143,18 @@ def _resources(blocks: list[ResourceRequirements | None], path: str, ctx: _Ctx) 
     return resources
 
 
-def _gpu_share(predictors: list[PredictorNode], ann: dict[str, str], ctx: _Ctx) -> list[PredictorNode]:
+def _gpu_share(predictors: list[PredictorNode], ann: dict[str, str], ctx: Context) -> list[PredictorNode]:
     """``isvc.dev/gpu-fraction``: each predictor replica that asks for a GPU gets this share of one.
 
     ``nvidia.com/gpu`` stays a whole number, as Kubernetes wants; the annotation says how much
     of that GPU one Ray replica reserves (``num_gpus: 0.25``: four replicas share a GPU).
     """
-    share = _ann(ann, ANN_GPU_FRACTION, _gpu_fraction, "a fraction of one GPU, > 0 and <= 1", ctx)
+    share = ann_value(ann, ANN_GPU_FRACTION, _gpu_fraction, "a fraction of one GPU, > 0 and <= 1", ctx)
     if share is None:
         return predictors
     if not any(p.resources.num_gpus for p in predictors):
         ctx.problems.append(
-            f"{_ann_path(ANN_GPU_FRACTION)}: no predictor asks for a GPU; "
+            f"{ann_path(ANN_GPU_FRACTION)}: no predictor asks for a GPU; "
             'set resources.limits["nvidia.com/gpu"] in spec.predictor'
         )
         return predictors
@@ -277,7 +174,7 @@ def _gpu_fraction(value: str) -> float:
 def _predictor(
     spec: PredictorSpec,
     path: str,
-    ctx: _Ctx,
+    ctx: Context,
     deployment: str,
     fallback: Resources | None = None,
     explicit: set[str] | None = None,
@@ -326,7 +223,7 @@ def _predictor(
     )
 
 
-def _canary(stable: PredictorSpec, path: str, ctx: _Ctx, stable_resources: Resources) -> PredictorNode:
+def _canary(stable: PredictorSpec, path: str, ctx: Context, stable_resources: Resources) -> PredictorNode:
     """``newModel``: component fields it leaves unset are inherited from the stable predictor."""
     assert stable.new_model is not None
     new = stable.new_model
@@ -337,7 +234,7 @@ def _canary(stable: PredictorSpec, path: str, ctx: _Ctx, stable_resources: Resou
     )
 
 
-def _transformer(spec: TransformerSpec, ctx: _Ctx) -> TransformerNode:
+def _transformer(spec: TransformerSpec, ctx: Context) -> TransformerNode:
     path = "spec.transformer"
     custom = spec.custom
     return TransformerNode(
@@ -355,7 +252,7 @@ EXPLAINER_MAX_ONGOING = 2
 one at a time, so the rest wait at the handle and go to the first free replica."""
 
 
-def _explainer(spec: ExplainerSpec, ctx: _Ctx, has_transformer: bool) -> ExplainerNode:
+def _explainer(spec: ExplainerSpec, ctx: Context, has_transformer: bool) -> ExplainerNode:
     path = "spec.explainer"
     runtime = spec.runtime
     if runtime.args:
@@ -389,18 +286,6 @@ def _explainer(spec: ExplainerSpec, ctx: _Ctx, has_transformer: bool) -> Explain
     )
 
 
-def _model_access(value: str) -> str:
-    if value.strip() not in ("local", "deployment"):
-        raise ValueError
-    return value.strip()
-
-
-def _bool(value: str) -> bool:
-    if value.strip().lower() not in ("true", "false"):
-        raise ValueError
-    return value.strip().lower() == "true"
-
-
 def _ingress(transformer: TransformerNode | None, predictor: PredictorNode, collocate: bool) -> IngressNode:
     """The ingress deployment: it hosts the routes and the transformer, or the predictor when collocated.
 
@@ -430,14 +315,14 @@ def build_plan(isvc: InferenceService) -> ServicePlan:
         (1, '1')
     """
     ann = isvc.metadata.annotations
-    ctx = _context(ann)
+    ctx = context_of(ann)
     ctx.ignored = list(isvc.ignored_fields) + ctx.ignored
     pred = isvc.spec.predictor
     predictor = _predictor(pred, "spec.predictor", ctx, "predictor")
     canary = None
     notes: list[str] = []
-    shadow = bool(_ann(ann, ANN_SHADOW, _bool, '"true" or "false"', ctx))
-    shadow_queue = _ann(ann, ANN_SHADOW_QUEUE, _at_least_one, "an integer >= 1", ctx)
+    shadow = bool(ann_value(ann, ANN_SHADOW, boolean, '"true" or "false"', ctx))
+    shadow_queue = ann_value(ann, ANN_SHADOW_QUEUE, at_least_one, "an integer >= 1", ctx)
     percent = pred.canary_traffic_percent
     if pred.new_model is not None:
         canary = _canary(pred, "spec.predictor.newModel", ctx, predictor.resources)
@@ -453,28 +338,28 @@ def build_plan(isvc: InferenceService) -> ServicePlan:
         )
     if shadow and pred.new_model is None:
         ctx.problems.append(
-            f"{_ann_path(ANN_SHADOW)}: shadow traffic needs spec.predictor.newModel "
+            f"{ann_path(ANN_SHADOW)}: shadow traffic needs spec.predictor.newModel "
             "(the model that gets the copies)"
         )
     predictor, *rest = _gpu_share([predictor] + ([canary] if canary else []), ann, ctx)
     canary = rest[0] if rest else None
     transformer = _transformer(isvc.spec.transformer, ctx) if isvc.spec.transformer else None
     explainer = _explainer(isvc.spec.explainer, ctx, transformer is not None) if isvc.spec.explainer else None
-    access = _ann(ann, ANN_EXPLAINER_MODEL, _model_access, '"local" or "deployment"', ctx)
+    access = ann_value(ann, ANN_EXPLAINER_MODEL, model_access, '"local" or "deployment"', ctx)
     if explainer is not None:
         default = "deployment" if predictor.resources.num_gpus else "local"
         explainer = replace(explainer, model_access=access or default)
-    collocate = bool(_ann(ann, ANN_COLLOCATE, _bool, '"true" or "false"', ctx))
-    window = _ann(ann, ANN_COALESCE_WINDOW, _non_negative, "milliseconds >= 0 (0 disables)", ctx)
-    max_rows = _ann(ann, ANN_COALESCE_MAX_ROWS, _at_least_one, "an integer >= 1", ctx)
-    body = _ann(ann, ANN_MAX_BODY, _byte_size, "a size like '64Mi' or '100000000' (bytes)", ctx)
-    cold = _ann(ann, ANN_COLD_START, _duration, 'a duration like "60s" or "2m"', ctx)
+    collocate = bool(ann_value(ann, ANN_COLLOCATE, boolean, '"true" or "false"', ctx))
+    window = ann_value(ann, ANN_COALESCE_WINDOW, non_negative, "milliseconds >= 0 (0 disables)", ctx)
+    max_rows = ann_value(ann, ANN_COALESCE_MAX_ROWS, at_least_one, "an integer >= 1", ctx)
+    body = ann_value(ann, ANN_MAX_BODY, byte_size, "a size like '64Mi' or '100000000' (bytes)", ctx)
+    cold = ann_value(ann, ANN_COLD_START, duration, 'a duration like "60s" or "2m"', ctx)
     if ctx.mode == RAW_DEPLOYMENT and ctx.min_scale == 0:
-        notes.append(f"{_ann_path(ANN_MIN_SCALE[0])}: RawDeployment never scales to zero; 1 replica at least")
+        notes.append(f"{ann_path(ANN_MIN_SCALE[0])}: RawDeployment never scales to zero; 1 replica at least")
     version = ann.get(ANN_VERSION, ServicePlan.version).strip()
-    if not _VERSION.match(version):
+    if not VERSION_NAME.match(version):
         ctx.problems.append(
-            f"{_ann_path(ANN_VERSION)}: expected a version name of letters, digits, '.', '_' or '-' "
+            f"{ann_path(ANN_VERSION)}: expected a version name of letters, digits, '.', '_' or '-' "
             f"(it goes into URLs), got {version!r}"
         )
     if ctx.problems:
